@@ -1,0 +1,577 @@
+"""Composed sequences: ops + schedule + mode → frames x_0 … x_T and a recipe that replays them.
+
+Modes (DESIGN.md, "Pipelines and sequences"):
+
+- ``absolute``: x_k = P(x_0, t_k); every step is independent of the others.
+- ``chained``: x_k = P(x_{k-1}) at step k's parameters, applied to the stored (uint8) x_{k-1}.
+- ``choice``: chained, and at each step one op of the list is drawn (keyed by sample).
+
+Every frame is exactly what a writer stores: uint8-quantised, or for a step whose last op
+encodes a file (``jpeg``, ``webp``) the decoded bytes of that file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from degrade.errors import DegradeError
+from degrade.image import as_image, to_float, to_uint8
+from degrade.registry import Op, get_op
+from degrade.schedule import schedule_ts
+from degrade.seeding import rng_for
+
+__all__ = ["MODES", "RECIPE_VERSION", "OpSpec", "Pipeline", "SampleFrames", "parse_ops", "replay"]
+
+MODES = ("absolute", "chained", "choice")
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One entry of a pipeline: an op name and the user's overrides of its parameters.
+
+    Examples
+    --------
+    >>> OpSpec("blur", {"sigma": 4.0}).to_dict()
+    {'op': 'blur', 'params': {'sigma': 4.0}}
+    """
+
+    op: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"op": self.op, "params": copy.deepcopy(self.params)}
+
+
+def _parse_scalar(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        v = float(text)
+    except ValueError:
+        return text.strip()
+    return int(v) if v.is_integer() and "." not in text and "e" not in low else v
+
+
+def _parse_value(text: str, where: str) -> Any:
+    if text == "":
+        raise DegradeError(f"{where}: missing value after '='")
+    if ".." in text:
+        a, _, b = text.partition("..")
+        first, last = _parse_scalar(a), _parse_scalar(b)
+        if a.strip() == "" or b.strip() == "" or isinstance(first, str) or isinstance(last, str):
+            raise DegradeError(f"{where}: a range is written a..b with two numbers, got '{text}'")
+        return {"first": first, "last": last}
+    return _parse_scalar(text)
+
+
+def parse_ops(spec: str) -> list[OpSpec]:
+    """Parse the ``--ops`` syntax: ``name[:key=value[:key=value…]][,name…]``.
+
+    A number sets the parameter's value at t = 1; ``a..b`` sets its value at the first step
+    and at t = 1. Names are resolved (aliases become the op's name) and values validated.
+
+    Examples
+    --------
+    >>> [s.to_dict() for s in parse_ops("gaussian_blur:sigma=4,jpeg:quality=10..5")]
+    [{'op': 'blur', 'params': {'sigma': 4.0}}, {'op': 'jpeg', 'params': {'quality': {'first': 10, 'last': 5}}}]
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise DegradeError("--ops is empty; give ops separated by commas, e.g. blur,jpeg")
+    out: list[OpSpec] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            raise DegradeError(f"--ops '{spec}' has an empty entry (two commas in a row?)")
+        name, *opts = part.split(":")
+        op = get_op(name.strip())
+        params: dict[str, Any] = {}
+        for opt in opts:
+            k, eq, v = opt.partition("=")
+            if not eq or not k.strip():
+                raise DegradeError(
+                    f"--ops entry '{part}': options are key=value, got '{opt}'"
+                )
+            k = k.strip()
+            if k in params:
+                raise DegradeError(f"--ops entry '{part}': '{k}' given twice")
+            params[k] = _parse_value(v.strip(), f"{op.name}:{k}")
+        out.append(OpSpec(op.name, op.normalise_overrides(params)))
+    return out
+
+
+def _coerce_spec(item: Any) -> OpSpec:
+    if isinstance(item, OpSpec):
+        op = get_op(item.op)
+        return OpSpec(op.name, op.normalise_overrides(item.params))
+    if isinstance(item, str):
+        specs = parse_ops(item)
+        if len(specs) != 1:
+            raise DegradeError(f"expected one op, got '{item}'")
+        return specs[0]
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"op", "params"}
+        if "op" not in item or unknown:
+            raise DegradeError(
+                f"an op entry is {{op: NAME, params: {{...}}}}, got keys {sorted(item)}"
+            )
+        params = item.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise DegradeError(f"op '{item['op']}': params must be a mapping, got {params!r}")
+        op = get_op(item["op"])
+        return OpSpec(op.name, op.normalise_overrides(params))
+    raise DegradeError(f"cannot read an op entry from {item!r}")
+
+
+@dataclass
+class SampleFrames:
+    """The frames of one sample as a writer stores them.
+
+    Attributes
+    ----------
+    frames : list of ndarray
+        uint8 H×W×C arrays, ``frames[0]`` the clean image.
+    payloads : list
+        Per frame, ``(ext, bytes)`` when the frame is an encoded file (a ``jpeg`` step's
+        JPEG bytes), else ``None``.
+    recipe : dict
+        The JSON recipe.
+    """
+
+    frames: list[np.ndarray]
+    payloads: list[tuple[str, bytes] | None]
+    recipe: dict[str, Any]
+
+
+class Pipeline:
+    """A degradation sequence definition: ops, number of steps, schedule, mode and seed.
+
+    Parameters
+    ----------
+    ops : sequence
+        Op entries: :class:`OpSpec`, ``"name:key=value"`` strings or ``{op, params}`` dicts.
+    steps : int
+        T, the number of degraded frames after the clean one.
+    mode : {"absolute", "chained", "choice"}
+    schedule : str or sequence of float
+        ``linear``, ``cosine``, ``geometric``, or an explicit list t_1 … t_T.
+    seed : int
+        Seed of every random field.
+
+    Examples
+    --------
+    >>> p = Pipeline.parse("blur,jpeg", steps=4)
+    >>> frames, recipe = p.run(np.full((16, 16, 3), 0.5, np.float32), key="x")
+    >>> len(frames), recipe["steps"][0]["k"]
+    (5, 1)
+    """
+
+    def __init__(
+        self,
+        ops: Sequence[Any],
+        *,
+        steps: int,
+        mode: str = "absolute",
+        schedule: str | Sequence[float] = "linear",
+        seed: int = 0,
+    ) -> None:
+        if isinstance(ops, str):
+            specs = parse_ops(ops)
+        else:
+            specs = [_coerce_spec(o) for o in ops]
+        if not specs:
+            raise DegradeError("a pipeline needs at least one op")
+        if mode not in MODES:
+            raise DegradeError(f"unknown mode '{mode}'; choose from {', '.join(MODES)}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise DegradeError(f"seed must be a non-negative integer, got {seed!r}")
+        self.ops: list[OpSpec] = specs
+        self.steps = steps
+        self.mode = mode
+        self.seed = int(seed)
+        self.schedule: str | list[float] = schedule if isinstance(schedule, str) else [
+            float(x) for x in schedule
+        ]
+        self.ts: list[float] = schedule_ts(self.schedule, steps)
+        # Resolve every step's parameters once: this also validates per-step lists.
+        self._step_params: list[list[dict[str, Any]]] = [
+            [
+                get_op(s.op).params_at(t, s.params, t_first=self.ts[1], step_ts=self.ts)
+                for s in self.ops
+            ]
+            for t in self.ts
+        ]
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def parse(
+        cls,
+        spec: str,
+        steps: int,
+        mode: str = "absolute",
+        schedule: str | Sequence[float] = "linear",
+        seed: int = 0,
+    ) -> Pipeline:
+        """Build a pipeline from the ``--ops`` syntax.
+
+        Examples
+        --------
+        >>> Pipeline.parse("blur:sigma=4,jpeg:quality=10..5", steps=50).ops[1].params
+        {'quality': {'first': 10, 'last': 5}}
+        """
+        return cls(parse_ops(spec), steps=steps, mode=mode, schedule=schedule, seed=seed)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Pipeline:
+        """Inverse of :meth:`to_dict`.
+
+        Examples
+        --------
+        >>> p = Pipeline.parse("noise", steps=3)
+        >>> Pipeline.from_dict(p.to_dict()).to_dict() == p.to_dict()
+        True
+        """
+        if not isinstance(d, Mapping):
+            raise DegradeError("a pipeline must be a mapping")
+        missing = {"ops", "steps"} - set(d)
+        if missing:
+            raise DegradeError(f"pipeline is missing {', '.join(sorted(missing))}")
+        return cls(
+            d["ops"],
+            steps=d["steps"],
+            mode=d.get("mode", "absolute"),
+            schedule=d.get("schedule", "linear"),
+            seed=d.get("seed", 0),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the normalised JSON form (what recipes and manifests record).
+
+        Examples
+        --------
+        >>> Pipeline.parse("blur", steps=2).to_dict()["mode"]
+        'absolute'
+        """
+        return {
+            "ops": [s.to_dict() for s in self.ops],
+            "steps": self.steps,
+            "mode": self.mode,
+            "schedule": self.schedule if isinstance(self.schedule, str) else list(self.schedule),
+            "seed": self.seed,
+        }
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.spec!r}, steps={self.steps}, mode={self.mode!r}, schedule={self.schedule!r}, seed={self.seed})"
+
+    @property
+    def spec(self) -> str:
+        """The ``--ops`` string of this pipeline (ranges as ``a..b``).
+
+        Examples
+        --------
+        >>> Pipeline.parse("blur:sigma=4,jpeg", steps=2).spec
+        'blur:sigma=4,jpeg'
+        """
+
+        def fmt(v: Any) -> str:
+            if isinstance(v, dict) and "first" in v:
+                return f"{fmt(v['first'])}..{fmt(v['last'])}"
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            if isinstance(v, float):
+                return f"{v:g}"
+            if isinstance(v, (list, dict)):
+                return json.dumps(v, separators=(",", ":"))
+            return str(v)
+
+        parts = []
+        for s in self.ops:
+            parts.append(":".join([s.op, *(f"{k}={fmt(v)}" for k, v in s.params.items())]))
+        return ",".join(parts)
+
+    # -- planning ---------------------------------------------------------------------
+    def plan(self, key: str) -> list[dict[str, Any]]:
+        """Return the per-step plan for one sample: which ops run, at which params.
+
+        Examples
+        --------
+        >>> Pipeline.parse("blur", steps=2).plan("a")[1]["ops"][0]["params"]
+        {'sigma': 3.0}
+        """
+        if self.mode == "choice":
+            draws = rng_for(self.seed, key, "choice").integers(0, len(self.ops), size=self.steps)
+        steps = []
+        for k in range(1, self.steps + 1):
+            positions = [int(draws[k - 1])] if self.mode == "choice" else range(len(self.ops))
+            steps.append(
+                {
+                    "k": k,
+                    "t": self.ts[k],
+                    "ops": [
+                        {
+                            "position": i,
+                            "op": self.ops[i].op,
+                            "params": dict(self._step_params[k][i]),
+                        }
+                        for i in positions
+                    ],
+                }
+            )
+        return steps
+
+    def recipe(self, key: str, shape: Sequence[int], **meta: Any) -> dict[str, Any]:
+        """Return the recipe of sample ``key`` for an image of ``shape`` (plus ``meta``).
+
+        Examples
+        --------
+        >>> Pipeline.parse("blur", steps=2).recipe("a", (8, 8, 3))["ops"]
+        [{'position': 0, 'op': 'blur', 'version': 1}]
+        """
+        from degrade import __version__
+
+        if not isinstance(key, str):
+            raise DegradeError(f"key must be a string, got {key!r}")
+        recipe: dict[str, Any] = {
+            "recipe_version": RECIPE_VERSION,
+            "degrade_version": __version__,
+            "key": key,
+            "seed": self.seed,
+        }
+        recipe.update(meta)
+        recipe.update(
+            {
+                "shape": [int(x) for x in shape],
+                "pipeline": self.to_dict(),
+                "schedule": {
+                    "name": self.schedule if isinstance(self.schedule, str) else "explicit",
+                    "t": list(self.ts),
+                },
+                "ops": [
+                    {"position": i, "op": s.op, "version": get_op(s.op).version}
+                    for i, s in enumerate(self.ops)
+                ],
+                "steps": self.plan(key),
+            }
+        )
+        return recipe
+
+    # -- running ----------------------------------------------------------------------
+    def run_encoded(self, image: np.ndarray, key: str = "", **meta: Any) -> SampleFrames:
+        """Run the sequence and return uint8 frames, encoded payloads and the recipe.
+
+        ``meta`` (source, split, label, partners, ...) is stored in the recipe.
+
+        Examples
+        --------
+        >>> s = Pipeline.parse("jpeg", steps=2).run_encoded(np.zeros((8, 8, 3), np.float32), key="k")
+        >>> s.payloads[1][0], s.frames[1].dtype
+        ('jpg', dtype('uint8'))
+        """
+        clean = _clean_uint8(image)
+        recipe = self.recipe(key, clean.shape, **meta)
+        frames, payloads = execute(clean, recipe)
+        return SampleFrames(frames, payloads, recipe)
+
+    def run(self, image: np.ndarray, key: str = "", **meta: Any) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Run the sequence on one image: T + 1 float32 frames and the JSON recipe.
+
+        ``frames[0]`` is the clean image; every frame is exactly what a writer stores.
+
+        Examples
+        --------
+        >>> frames, recipe = Pipeline.parse("noise", steps=3).run(np.zeros((4, 4, 1), np.float32), key="a")
+        >>> [f.dtype.name for f in frames][:2], json.loads(json.dumps(recipe)) == recipe
+        (['float32', 'float32'], True)
+        """
+        seq = self.run_encoded(image, key, **meta)
+        return [to_float(f) for f in seq.frames], seq.recipe
+
+
+def _clean_uint8(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3):
+            raise DegradeError(f"image must be H×W×C with C in {{1, 3}}, got shape {arr.shape}")
+        return np.ascontiguousarray(arr)
+    return to_uint8(as_image(arr))
+
+
+def execute(
+    clean: np.ndarray,
+    recipe: Mapping[str, Any],
+    *,
+    context: Callable[[int, Op], Mapping[str, Any]] | None = None,
+) -> tuple[list[np.ndarray], list[tuple[str, bytes] | None]]:
+    """Run a recipe's steps on a uint8 clean image: the one code path of run and replay.
+
+    ``context(position, op)`` supplies what ops with ``needs`` get (partner images, models).
+
+    Examples
+    --------
+    >>> r = Pipeline.parse("blur", steps=1).recipe("a", (4, 4, 1))
+    >>> len(execute(np.zeros((4, 4, 1), np.uint8), r)[0])
+    2
+    """
+    seed = int(recipe["seed"])
+    key = str(recipe["key"])
+    mode = recipe["pipeline"]["mode"]
+    shape = clean.shape
+    clean_f = to_float(clean)
+    frames: list[np.ndarray] = [clean]
+    payloads: list[tuple[str, bytes] | None] = [None]
+    fields: dict[int, Any] = {}
+    for step in recipe["steps"]:
+        prev = frames[-1]
+        if float(step["t"]) == 0.0 or not step["ops"]:
+            frames.append(prev.copy() if mode != "absolute" else clean.copy())
+            payloads.append(None)
+            continue
+        x = clean_f if mode == "absolute" else to_float(prev)
+        payload = None
+        out_u8 = None
+        n = len(step["ops"])
+        for j, entry in enumerate(step["ops"]):
+            op = get_op(entry["op"])
+            pos = int(entry["position"])
+            if pos not in fields:
+                fields[pos] = op.make_field(shape, seed=seed, key=key, position=pos)
+            ctx = dict(context(pos, op)) if (context is not None and op.needs) else {}
+            params = entry["params"]
+            if j == n - 1 and op.codec is not None and op.encode is not None and op.decode is not None:
+                data = op.encode(x, **params)
+                out_u8 = op.decode(data)
+                if out_u8.ndim == 2:
+                    out_u8 = out_u8[:, :, None]
+                payload = (op.codec, data)
+            else:
+                x = op.apply(x, params, fields[pos], **ctx)
+                if x.shape != shape:
+                    raise DegradeError(
+                        f"op '{op.name}' returned shape {x.shape} for input {shape} (a kernel bug)"
+                    )
+        frames.append(out_u8 if out_u8 is not None else to_uint8(x))
+        payloads.append(payload)
+    return frames, payloads
+
+
+def replay(recipe: Mapping[str, Any], clean: np.ndarray) -> list[np.ndarray]:
+    """Reproduce a sample's frames, bit for bit, from its recipe and its stored clean frame.
+
+    Parameters
+    ----------
+    recipe : dict
+        A recipe as written by :meth:`Pipeline.run` (or read back from a shard).
+    clean : ndarray
+        The clean frame: uint8 as stored, or float32 in [0, 1].
+
+    Returns
+    -------
+    list of ndarray
+        T + 1 float32 frames, identical to those of the original run.
+
+    Examples
+    --------
+    >>> img = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
+    >>> frames, recipe = Pipeline.parse("noise,jpeg", steps=3).run(img, key="s")
+    >>> all((a == b).all() for a, b in zip(frames, replay(recipe, frames[0])))
+    True
+    """
+    return [to_float(f) for f in replay_encoded(recipe, clean).frames]
+
+
+def replay_encoded(recipe: Mapping[str, Any], clean: np.ndarray, **kw: Any) -> SampleFrames:
+    """Like :func:`replay`, returning uint8 frames and encoded payloads.
+
+    Examples
+    --------
+    >>> r = Pipeline.parse("blur", steps=1).recipe("a", (4, 4, 1))
+    >>> replay_encoded(r, np.zeros((4, 4, 1), np.uint8)).frames[1].shape
+    (4, 4, 1)
+    """
+    check_recipe(recipe)
+    img = _clean_uint8(clean)
+    if list(img.shape) != list(recipe["shape"]):
+        raise DegradeError(
+            f"clean image has shape {list(img.shape)} but the recipe was made for {recipe['shape']}"
+        )
+    frames, payloads = execute(img, recipe, **kw)
+    return SampleFrames(frames, payloads, dict(recipe))
+
+
+def check_recipe(recipe: Any) -> None:
+    """Validate a recipe's structure and op versions; raise :class:`DegradeError` naming the field.
+
+    Examples
+    --------
+    >>> check_recipe(Pipeline.parse("blur", steps=1).recipe("a", (4, 4, 1)))
+    """
+    if not isinstance(recipe, Mapping):
+        raise DegradeError("recipe must be a JSON object")
+    for name in ("recipe_version", "key", "seed", "shape", "pipeline", "ops", "steps"):
+        if name not in recipe:
+            raise DegradeError(f"recipe is missing '{name}'")
+    if recipe["recipe_version"] != RECIPE_VERSION:
+        raise DegradeError(
+            f"recipe_version {recipe['recipe_version']!r} is not supported (this degrade reads {RECIPE_VERSION})"
+        )
+    if not isinstance(recipe["key"], str):
+        raise DegradeError("recipe 'key' must be a string")
+    seed = recipe["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DegradeError("recipe 'seed' must be a non-negative integer")
+    shape = recipe["shape"]
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+        or shape[2] not in (1, 3)
+    ):
+        raise DegradeError("recipe 'shape' must be [H, W, C] with C in {1, 3}")
+    pipe = recipe["pipeline"]
+    if not isinstance(pipe, Mapping) or pipe.get("mode") not in MODES:
+        raise DegradeError(f"recipe 'pipeline.mode' must be one of {', '.join(MODES)}")
+    if not isinstance(recipe["ops"], list):
+        raise DegradeError("recipe 'ops' must be a list")
+    versions = {}
+    for i, entry in enumerate(recipe["ops"]):
+        if not isinstance(entry, Mapping) or not {"position", "op", "version"} <= set(entry):
+            raise DegradeError(f"recipe 'ops[{i}]' must have position, op and version")
+        op = get_op(entry["op"])
+        if entry["version"] != op.version:
+            raise DegradeError(
+                f"recipe uses {op.name} version {entry['version']}, this degrade has version "
+                f"{op.version}; replay with the degrade version recorded in the recipe"
+            )
+        versions[entry["position"]] = op.name
+    if not isinstance(recipe["steps"], list):
+        raise DegradeError("recipe 'steps' must be a list")
+    for i, step in enumerate(recipe["steps"]):
+        if not isinstance(step, Mapping) or not isinstance(step.get("ops"), list):
+            raise DegradeError(f"recipe 'steps[{i}]' must have an 'ops' list")
+        t = step.get("t")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
+            raise DegradeError(f"recipe 'steps[{i}].t' must be a number in [0, 1]")
+        for j, entry in enumerate(step["ops"]):
+            where = f"recipe 'steps[{i}].ops[{j}]'"
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("params"), Mapping):
+                raise DegradeError(f"{where} must have op, position and params")
+            if versions.get(entry.get("position")) != entry.get("op"):
+                raise DegradeError(f"{where}: op and position do not match the recipe's 'ops'")
+            op = get_op(entry["op"])
+            names = {p.name for p in op.params}
+            if set(entry["params"]) != names:
+                raise DegradeError(
+                    f"{where}: params must be exactly {sorted(names)}, got {sorted(entry['params'])}"
+                )
+            for p in op.params:
+                p.coerce(entry["params"][p.name], op=op.name)
