@@ -129,7 +129,7 @@ def quantize(image: np.ndarray) -> np.ndarray:
 
 def _composite(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     rgba = img.convert("RGBA")
-    base = Image.new("RGBA", rgba.size, background + (255,))
+    base = Image.new("RGBA", rgba.size, (*background, 255))
     return Image.alpha_composite(base, rgba).convert("RGB")
 
 

@@ -9,6 +9,7 @@ op itself is exactly the identity at t = 0 whatever its parameters say.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,7 +40,7 @@ Value = Any
 
 
 def _round_half_up(v: float) -> int:
-    return int(math.floor(v + 0.5))
+    return math.floor(v + 0.5)
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class Param:
         if self.kind == "int":
             if abs(v - round(v)) > 1e-9:
                 raise DegradeError(f"{where} must be a whole number, got {value!r}")
-            v = int(round(v))
+            v = round(v)
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
             raise DegradeError(
                 f"{where}={value!r} is out of range [{_fmt(self.low)}, {_fmt(self.high)}]"
@@ -263,7 +264,7 @@ class Param:
                     if not 0.0 <= tk <= 1.0:
                         raise DegradeError(f"{where}: knot t={pair[0]!r} is outside [0, 1]")
                     out.append([tk, self.coerce(pair[1], op=op)])
-                if any(b[0] <= a[0] for a, b in zip(out, out[1:])):
+                if any(b[0] <= a[0] for a, b in itertools.pairwise(out)):
                     raise DegradeError(f"{where}: knot positions must increase")
                 return {"knots": out}
             raise DegradeError(

@@ -14,6 +14,7 @@ passed in as explicit lists.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -79,6 +80,6 @@ def schedule_ts(name: str | Sequence[float], steps: int) -> list[float]:
         raise DegradeError("an explicit schedule starts at t_0 = 0")
     if any(not 0.0 <= t <= 1.0 for t in ts):
         raise DegradeError("schedule values must lie in [0, 1]")
-    if any(b < a for a, b in zip(ts, ts[1:])):
+    if any(b < a for a, b in itertools.pairwise(ts)):
         raise DegradeError("schedule values must not decrease")
     return ts

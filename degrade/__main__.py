@@ -1,0 +1,3 @@
+from degrade.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,531 @@
+"""The ``degrade`` command line: a thin layer over public functions.
+
+Each command is two small functions: ``add_<name>_parser(sub)`` declares its arguments and
+``cmd_<name>(args) -> int`` calls the library and prints. To add a command, write both and
+list the first in :data:`COMMANDS`.
+
+Errors: a user error (:class:`degrade.DegradeError`, a bad argument) prints one line
+``degrade: error: <message>`` on stderr and exits with 2; ``--debug`` (before or after the
+command) adds the traceback. Ctrl-C exits with 130; an unexpected exception prints one line
+``degrade: internal error: ...`` and exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import json
+import math
+import shutil
+import sys
+import textwrap
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
+
+import numpy as np
+
+from degrade import __version__
+from degrade.errors import DegradeError
+from degrade.pipeline import MODES, parse_ops
+from degrade.registry import Op, Param, get_op, list_ops
+from degrade.schedule import SCHEDULES
+
+__all__ = [
+    "COMMANDS",
+    "build_parser",
+    "cmd_ops",
+    "cmd_preview",
+    "format_op_detail",
+    "format_ops_table",
+    "main",
+    "op_info",
+]
+
+PROG = "degrade"
+
+
+# -- output helpers ---------------------------------------------------------------------------
+
+
+def _emit(text: str, stream: TextIO | None = None) -> None:
+    """Print ``text`` so that characters the stream cannot encode never crash the command."""
+    stream = sys.stdout if stream is None else stream
+    enc = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        "→…·σ".encode(enc)
+    except (UnicodeEncodeError, LookupError):
+        text = text.replace("→", "->").replace("…", "...")
+        try:
+            text = text.encode(enc, errors="replace").decode(enc)
+        except LookupError:
+            pass
+    print(text, file=stream)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
+def _error(message: str) -> None:
+    _emit(f"{PROG}: error: {_one_line(message)}", sys.stderr)
+
+
+# -- argument parsing -------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line ``degrade: error: …`` and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _error(f"{message} (see '{self.prog} -h')")
+        raise SystemExit(2)
+
+
+def _common() -> argparse.ArgumentParser:
+    # SUPPRESS: a subcommand without --debug must not reset a --debug given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback of any error",
+    )
+    return common
+
+
+def _command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    help: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` running ``func(args)``; return its parser for its arguments."""
+    parser = sub.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        parents=[_common()],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=func)
+    return parser
+
+
+# -- degrade ops ------------------------------------------------------------------------------
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _doc_summary(fn: Any) -> str:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if not (inspect.isroutine(fn) or inspect.isclass(fn)):
+        fn = type(fn).__call__  # a callable object: its __call__'s doc, not the class's
+    doc = inspect.getdoc(fn) or ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def _example(op: Op) -> str:
+    for p in op.params:
+        if p.is_constant or p.kind not in ("float", "int"):
+            continue
+        spec = f"{op.name}:{p.name}={p.describe()[1]}"
+        try:
+            parse_ops(spec)
+        except DegradeError:
+            continue
+        return spec
+    return op.name
+
+
+def _param_info(p: Param) -> dict[str, Any]:
+    t0, t1 = p.describe()
+    return _jsonable(
+        {
+            "name": p.name,
+            "kind": p.kind,
+            "curve": p.curve,
+            "at0": p.at0,
+            "at1": p.at1,
+            "t0": t0,
+            "t1": t1,
+            "knots": [list(k) for k in p.knots],
+            "low": p.low,
+            "high": p.high,
+            "choices": list(p.choices),
+            "unit": p.unit,
+            "help": p.help,
+        }
+    )
+
+
+def op_info(op: str | Op) -> dict[str, Any]:
+    """Return everything ``degrade ops`` shows about one op, as a JSON-ready dict.
+
+    Parameters
+    ----------
+    op : str or Op
+        An op or its name (aliases accepted).
+
+    Examples
+    --------
+    >>> info = op_info("gaussian_blur")
+    >>> info["name"], info["params"][0]["name"], info["params"][0]["t1"]
+    ('blur', 'sigma', '4')
+    """
+    o = op if isinstance(op, Op) else get_op(op)
+    return _jsonable(
+        {
+            "name": o.name,
+            "family": o.family,
+            "aliases": list(o.aliases),
+            "description": o.description,
+            "summary": _doc_summary(o.kernel),
+            "version": o.version,
+            "monotone": o.monotone,
+            "stochastic": o.stochastic,
+            "needs": list(o.needs),
+            "codec": o.codec,
+            "params": [_param_info(p) for p in o.params],
+            "example": _example(o),
+        }
+    )
+
+
+def _param_text(p: dict[str, Any]) -> str:
+    unit = f" {p['unit']}" if p["unit"] else ""
+    if p["curve"] == "constant":
+        return f"{p['name']} = {p['t0']}{unit}"
+    tag = "" if p["curve"] == "linear" else f" ({p['curve']})"
+    return f"{p['name']} {p['t0']} → {p['t1']}{unit}{tag}"
+
+
+def format_ops_table(infos: Sequence[dict[str, Any]], width: int = 100) -> str:
+    """Render op infos (from :func:`op_info`) as an aligned plain-text table.
+
+    One line per parameter and per alias; descriptions wrap to fit ``width`` columns.
+
+    Examples
+    --------
+    >>> print(format_ops_table([op_info("blur")], width=80))  # doctest: +NORMALIZE_WHITESPACE
+    NAME  FAMILY  ALIASES        PARAMS (t=0 → t=1)  DESCRIPTION
+    blur  blur    gaussian_blur  sigma 0 → 4 px      Gaussian blur, reflect padding
+                                 kernel = 0 px
+    """
+    heads = ("NAME", "FAMILY", "ALIASES", "PARAMS (t=0 → t=1)")
+    cells = [
+        (
+            [i["name"]],
+            [i["family"]],
+            i["aliases"] or ["-"],
+            [_param_text(p) for p in i["params"]] or ["-"],
+        )
+        for i in infos
+    ]
+    widths = [
+        max([len(heads[c]), *(len(x) for row in cells for x in row[c])]) for c in range(len(heads))
+    ]
+    used = sum(widths) + 2 * len(widths)
+    desc_w = max(24, width - used)
+    lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)) + "  DESCRIPTION"]
+    for info, row in zip(infos, cells, strict=True):
+        desc = textwrap.wrap(info["description"], desc_w) or [""]
+        n = max(len(desc), *(len(col) for col in row))
+        for k in range(n):
+            parts = [
+                (col[k] if k < len(col) else "").ljust(w)
+                for col, w in zip(row, widths, strict=True)
+            ]
+            parts.append(desc[k] if k < len(desc) else "")
+            lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def format_op_detail(info: dict[str, Any]) -> str:
+    """Render one op's info (from :func:`op_info`) in detail.
+
+    Examples
+    --------
+    >>> print(format_op_detail(op_info("blur")).splitlines()[0])
+    blur — Gaussian blur, reflect padding
+    """
+
+    def yes(v: bool) -> str:
+        return "yes" if v else "no"
+
+    lines = [f"{info['name']} — {info['description']}"]
+    if info["summary"]:
+        lines += [
+            "",
+            *textwrap.wrap(info["summary"], 88, initial_indent="  ", subsequent_indent="  "),
+        ]
+    facts = [
+        ("family", info["family"]),
+        ("version", str(info["version"])),
+        (
+            "monotone",
+            yes(info["monotone"]) + ("" if info["monotone"] else " (see the kernel's docstring)"),
+        ),
+        (
+            "stochastic",
+            yes(info["stochastic"])
+            + (" (a seeded field, fixed across steps)" if info["stochastic"] else ""),
+        ),
+        ("aliases", ", ".join(info["aliases"]) or "-"),
+    ]
+    if info["needs"]:
+        facts.append(("needs", ", ".join(info["needs"])))
+    if info["codec"]:
+        facts.append(("codec", info["codec"]))
+    lines.append("")
+    lines += [f"  {k:<11} {v}" for k, v in facts]
+    lines += ["", "parameters"]
+    if not info["params"]:
+        lines.append("  (none)")
+    for p in info["params"]:
+        unit = f" {p['unit']}" if p["unit"] else ""
+        if p["curve"] == "constant":
+            values = f"fixed {p['t0']}{unit}"
+        else:
+            values = f"t=0: {p['t0']}{unit}   t=1: {p['t1']}{unit}   curve: {p['curve']}"
+        lines.append(f"  {p['name']} ({p['kind']})  {values}")
+        extra = []
+        if p["low"] is not None or p["high"] is not None:
+            lo = "-∞" if p["low"] is None else _num(p["low"])
+            hi = "∞" if p["high"] is None else _num(p["high"])
+            extra.append(f"bounds [{lo}, {hi}]")
+        if p["choices"]:
+            extra.append("choices " + ", ".join(map(str, p["choices"])))
+        if p["curve"] == "knots":
+            extra.append("knots " + ", ".join(f"t={_num(t)}: {_num(v)}" for t, v in p["knots"]))
+        if extra:
+            lines.append("      " + "; ".join(extra))
+        if p["help"]:
+            lines.append("      " + p["help"])
+    lines += ["", "example", f"  degrade preview --ops {info['example']} --steps 8"]
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def add_ops_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade ops [NAME] [--json]``."""
+    p = _command(
+        sub,
+        "ops",
+        cmd_ops,
+        help="list the registered degradation ops, or show one in detail",
+        description="List every registered op (name, family, aliases, parameters at t=0 and t=1,"
+        " description), or show one op in detail.",
+    )
+    p.add_argument("name", nargs="?", help="an op name or alias to show in detail")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    """``degrade ops [NAME] [--json]``: print the op table or one op's details."""
+    if args.name:
+        info = op_info(args.name)
+        _emit(
+            json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_op_detail(info)
+        )
+        return 0
+    infos = sorted((op_info(n) for n in list_ops()), key=lambda i: (i["family"], i["name"]))
+    if args.json:
+        _emit(json.dumps(infos, indent=2, ensure_ascii=False))
+        return 0
+    width = shutil.get_terminal_size((120, 24)).columns
+    _emit(format_ops_table(infos, width=max(width, 60)))
+    _emit(f"\n{len(infos)} ops; `degrade ops NAME` shows one in detail.")
+    return 0
+
+
+# -- degrade preview --------------------------------------------------------------------------
+
+
+def add_preview_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade preview``."""
+    p = _command(
+        sub,
+        "preview",
+        cmd_preview,
+        help="write a contact sheet PNG of a degradation sequence",
+        description="Run a pipeline on a few images and write a contact sheet: rows are images,"
+        " columns are steps k = 0 … T.\nWithout --input it uses scikit-image's bundled"
+        " photographs (astronaut, coffee, chelsea).",
+    )
+    p.add_argument(
+        "--ops",
+        required=True,
+        metavar="SPEC",
+        help="ops separated by commas, options as name:key=value (e.g. blur:sigma=4,jpeg)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=8, metavar="T", help="number of steps T (default 8)"
+    )
+    p.add_argument(
+        "--input",
+        action="extend",
+        nargs="+",
+        metavar="IMAGE",
+        dest="inputs",
+        help="image file(s) to show instead of the bundled photographs",
+    )
+    p.add_argument(
+        "--out", default="preview.png", metavar="PNG", help="output file (default preview.png)"
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=128,
+        metavar="PX",
+        help="side of each image: short side resized, centre-cropped (default 128)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
+    p.add_argument(
+        "--mode", choices=MODES, default="absolute", help="sequence mode (default absolute)"
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="linear",
+        help="step k → severity t (default linear)",
+    )
+    p.add_argument(
+        "--columns",
+        type=int,
+        default=9,
+        metavar="N",
+        help="most step columns shown; larger T shows N evenly spaced steps (default 9)",
+    )
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """``degrade preview``: write the contact sheet and say what it shows."""
+    from pathlib import Path
+
+    from degrade.preview import SAMPLE_IMAGES, preview, preview_columns
+
+    path = preview(
+        args.ops,
+        args.steps,
+        inputs=args.inputs,
+        size=args.size,
+        seed=args.seed,
+        mode=args.mode,
+        schedule=args.schedule,
+        out=args.out,
+        max_columns=args.columns,
+    )
+    cols = preview_columns(args.steps, args.columns)
+    names = [Path(p).stem for p in args.inputs] if args.inputs else list(SAMPLE_IMAGES)
+    shown = names if len(names) <= 4 else [*names[:3], "…"]
+    if len(cols) == args.steps + 1:
+        steps = f"steps k=0…{args.steps}"
+    else:
+        steps = f"{len(cols)} of {args.steps + 1} steps (k={', '.join(map(str, cols))})"
+    _emit(str(path))
+    _emit(
+        f"{len(names)} image{'s' if len(names) != 1 else ''} ({', '.join(shown)}) × {steps}"
+        f" of {args.ops}: {args.mode} mode, {args.schedule} schedule, seed {args.seed},"
+        f" {args.size}px"
+    )
+    return 0
+
+
+# -- main -------------------------------------------------------------------------------------
+
+#: The subcommands, in the order ``degrade -h`` lists them.
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_ops_parser,
+    add_preview_parser,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``degrade`` argument parser with every command of :data:`COMMANDS`.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["ops", "blur", "--debug"]).debug
+    True
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="Build datasets of degradation sequences: clean images x0 → x1 … xT.",
+        epilog="Run 'degrade COMMAND -h' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
+    parser.set_defaults(func=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``degrade`` command line and return its exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a user error, 1 on an internal error, 130 on Ctrl-C.
+
+    Examples
+    --------
+    >>> main(["ops", "nosuch_op"])
+    2
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # -h, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    debug = bool(getattr(args, "debug", False))
+    if args.func is None:
+        _emit(parser.format_help().rstrip())
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except DegradeError as exc:
+        if debug:
+            traceback.print_exc()
+        _error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _emit(f"{PROG}: interrupted", sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`degrade ops | head`): stop quietly, like other Unix tools.
+        return 141
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _emit(
+            f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc)}"
+            + ("" if debug else " (run with --debug for the traceback)"),
+            sys.stderr,
+        )
+        return 1
