@@ -448,12 +448,142 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- degrade build / inspect / verify ---------------------------------------------------------
+
+
+def _positive_or_zero(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+
+
+def add_build_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade build``."""
+    p = _command(
+        sub,
+        "build",
+        cmd_build,
+        help="build a sharded dataset of degradation sequences",
+        description="Turn clean images into x0 … xT sequences written as WebDataset or Parquet"
+        " shards with a manifest.\nWithout --input it uses the built-in sample pool (crops of"
+        " scikit-image's photographs, 64 px, 1000 samples unless --limit).",
+    )
+    p.add_argument("--input", action="extend", nargs="+", dest="inputs", metavar="SRC",
+                   help="folder, glob, .txt list, .tar shards, .parquet, 'samples' or 'synthetic'")
+    p.add_argument("--ops", metavar="SPEC", help="ops separated by commas, e.g. blur,jpeg:quality=10..5")
+    p.add_argument("--steps", type=_positive_or_zero, metavar="T", help="number of steps T")
+    p.add_argument("--pipeline", metavar="PRESET", help="a preset name or YAML file (flags override it)")
+    p.add_argument("--out", default="degrade-data", metavar="DIR", help="output folder (default ./degrade-data)")
+    p.add_argument("--format", choices=("webdataset", "parquet"), default="webdataset")
+    p.add_argument("--size", type=_positive_or_zero, default=None, metavar="S",
+                   help="resize short side and centre-crop to S×S; 0 keeps originals (default 256; 64 for the sample pool)")
+    p.add_argument("--limit", type=_positive_or_zero, default=None, metavar="N", help="the first N sources in sorted order")
+    p.add_argument("--seed", type=_positive_or_zero, default=0, help="seed of fields, splits and draws (default 0)")
+    p.add_argument("--workers", type=_positive_or_zero, default=None, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--shard-size", type=_positive_or_zero, default=256, metavar="N", help="samples per shard (default 256)")
+    p.add_argument("--keep", default="all", metavar="SPEC", help="stored steps: all, every:K, pairs:N or none (default all)")
+    p.add_argument("--codec", default="auto", metavar="C", help="auto (jpeg steps as JPEG bytes, else PNG) or png")
+    p.add_argument("--mode", choices=MODES, default=None, help="absolute (default), chained or choice")
+    p.add_argument("--schedule", default=None, help="linear (default), cosine or geometric")
+    p.add_argument("--split", default=None, metavar="SPEC", help="e.g. train=0.9,val=0.05,test=0.05 (the default)")
+    p.add_argument("--overwrite", action="store_true", help="replace a build with another config in --out")
+    p.add_argument("--strict", action="store_true", help="stop on the first unreadable input instead of skipping it")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and estimates; write nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """``degrade build``: parse the flags and call :func:`degrade.build.build`."""
+    import shlex
+
+    from degrade.build import build
+
+    if args.pipeline is None and (args.ops is None or args.steps is None):
+        raise DegradeError("give --ops and --steps (e.g. --ops blur,jpeg --steps 50) or --pipeline PRESET")
+    if args.pipeline is not None:
+        try:
+            from degrade.presets import pipeline_from_preset
+        except ModuleNotFoundError:
+            raise DegradeError("--pipeline: presets are not available in this version; use --ops and --steps") from None
+
+        pipe, defaults = pipeline_from_preset(
+            args.pipeline, ops=args.ops, steps=args.steps, mode=args.mode,
+            schedule=args.schedule, seed=args.seed,
+        )
+        size = args.size if args.size is not None else defaults.get("size")
+        kwargs = {"pipeline": pipe, "size": size}
+    else:
+        kwargs = {
+            "ops": args.ops, "steps": args.steps, "mode": args.mode or "absolute",
+            "schedule": args.schedule or "linear", "size": args.size,
+        }
+    build(
+        args.inputs,
+        out=args.out,
+        format=args.format,
+        limit=args.limit,
+        seed=args.seed,
+        workers=args.workers,
+        shard_size=args.shard_size,
+        keep=args.keep,
+        codec=args.codec,
+        split=args.split,
+        overwrite=args.overwrite,
+        strict=args.strict,
+        dry_run=args.dry_run,
+        progress=not args.quiet and sys.stderr.isatty(),
+        command=" ".join(shlex.quote(a) for a in ["degrade", *sys.argv[1:]]) if sys.argv[1:2] == ["build"] else None,
+        log=lambda s: _emit(s),
+        **kwargs,
+    )
+    return 0
+
+
+def add_inspect_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade inspect``."""
+    p = _command(sub, "inspect", cmd_inspect, help="summarise a built dataset and write a contact sheet")
+    p.add_argument("path", metavar="DIR", help="a folder written by degrade build")
+    p.add_argument("--sheet", default="inspect.png", metavar="PNG", help="contact sheet file (default inspect.png)")
+    p.add_argument("--samples", type=_positive_or_zero, default=4, metavar="N", help="rows in the sheet (default 4)")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """``degrade inspect``."""
+    from degrade.verify import inspect
+
+    _emit(inspect(args.path, sheet=args.sheet, samples=args.samples))
+    return 0
+
+
+def add_verify_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade verify``."""
+    p = _command(sub, "verify", cmd_verify,
+                 help="check checksums, counts and determinism of a built dataset (exit 1 on a mismatch)")
+    p.add_argument("path", metavar="DIR", help="a folder written by degrade build")
+    p.add_argument("--regenerate", type=_positive_or_zero, default=8, metavar="N",
+                   help="samples rebuilt from their recipes and compared pixel for pixel (default 8)")
+    p.add_argument("--seed", type=_positive_or_zero, default=0, help="which samples are regenerated (default 0)")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``degrade verify``: 0 when everything matches, 1 otherwise."""
+    from degrade.verify import verify
+
+    report = verify(args.path, regenerate=args.regenerate, seed=args.seed)
+    _emit(str(report))
+    return 0 if report.ok else 1
+
+
 # -- main -------------------------------------------------------------------------------------
 
 #: The subcommands, in the order ``degrade -h`` lists them.
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_ops_parser,
     add_preview_parser,
+    add_build_parser,
+    add_inspect_parser,
+    add_verify_parser,
 )
 
 

@@ -158,6 +158,10 @@ class Param:
         if t_b == t_a:
             return b
         u = (t - t_a) / (t_b - t_a)
+        if u == 0.0:
+            return a
+        if u == 1.0:
+            return b
         if log and a > 0 and b > 0:
             return math.exp(math.log(a) + (math.log(b) - math.log(a)) * u)
         return a + (b - a) * u

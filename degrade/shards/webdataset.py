@@ -1,0 +1,517 @@
+"""WebDataset tar shards: a deterministic writer and a checking, streaming reader.
+
+One sample is a run of adjacent tar members named ``<key>.<field>`` (DESIGN.md, "On disk")::
+
+    <key>.clean.png      the clean image x0 (PNG)
+    <key>.json           the recipe (UTF-8 JSON, sorted keys, compact)
+    <key>.s01.png        stored step 1 (``png``, or ``jpg`` for a jpeg step's own bytes, ...)
+    <key>.s02.jpg        ...
+
+Step numbers are zero-padded to the width of T (at least two digits: ``s01`` … ``s50``,
+``s001`` … ``s100``). Members of a sample are sorted by name; every header has mtime 0,
+uid/gid 0, empty user/group names and mode 0o644, so the same records give the same bytes.
+
+The writer uses :mod:`tarfile` directly rather than ``webdataset.TarWriter``: that class
+stamps each member with the current time (unless told otherwise), picks the user name from
+the environment, and encodes values itself; here the bytes are decided by the records alone.
+The label and split travel inside the recipe (``recipe["label"]``, ``recipe["split"]``);
+the writer checks that they agree with the record's own fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from degrade.errors import DegradeError
+from degrade.shards.manifest import ShardInfo, finish_atomic, remove_quietly, temp_path
+
+__all__ = [
+    "WebDatasetWriter",
+    "check_record",
+    "iter_webdataset",
+    "member_name",
+    "recipe_json",
+    "step_width",
+]
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_EXT_RE = re.compile(r"^[a-z0-9]+$")
+_STEP_FIELD_RE = re.compile(r"^s(\d+)\.([a-z0-9]+)$")
+# WebDataset's rule (webdataset.tariterators.base_plus_ext): the key is the name up to the
+# first dot of its last path component.
+_WDS_NAME_RE = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Every member's modification time; a constant, so bytes never depend on the clock.
+MTIME = 0
+
+
+def step_width(steps: int) -> int:
+    """Digits of the step numbers in member names: the width of ``steps``, at least 2.
+
+    Examples
+    --------
+    >>> step_width(50), step_width(100), step_width(5)
+    (2, 3, 2)
+    """
+    return max(2, len(str(int(steps))))
+
+
+def member_name(key: str, k: int, ext: str, steps: int) -> str:
+    """Return the member name (or Parquet image path) of step ``k`` of a sample.
+
+    Examples
+    --------
+    >>> member_name("cat-1a2b", 3, "png", 50)
+    'cat-1a2b.s03.png'
+    """
+    return f"{key}.s{k:0{step_width(steps)}d}.{ext}"
+
+
+def recipe_json(recipe: Mapping[str, Any], *, where: str = "recipe") -> str:
+    """Serialise a recipe the one way shards store it: sorted keys, compact, UTF-8, no NaN.
+
+    Examples
+    --------
+    >>> recipe_json({"split": "train", "key": "a", "t": [0.5]})
+    '{"key":"a","split":"train","t":[0.5]}'
+    """
+    try:
+        return json.dumps(
+            recipe, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise DegradeError(f"{where}: recipe is not JSON-serialisable ({exc})") from None
+
+
+def _check_steps(steps: Any) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise DegradeError(f"steps must be a positive integer, got {steps!r}")
+    return steps
+
+
+def _as_bytes(value: Any, what: str) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if not data:
+            raise DegradeError(f"{what} is empty")
+        return data
+    raise DegradeError(f"{what} must be bytes, got {type(value).__name__}")
+
+
+def check_record(record: Mapping[str, Any], *, steps: int, shard: str) -> dict[str, Any]:
+    """Validate a sample record before it is written and return it normalised.
+
+    Checks the key (``[A-Za-z0-9_-]+``, so no dots), the clean PNG, frames as
+    ``(k, ext, bytes)`` with 1 ≤ k ≤ ``steps`` strictly ascending and ``ext`` lowercase
+    alphanumeric, a JSON-serialisable recipe whose ``label`` and ``split`` equal the record's.
+
+    Raises
+    ------
+    DegradeError
+        Naming the shard and the sample.
+
+    Examples
+    --------
+    >>> png = b"\\x89PNG\\r\\n\\x1a\\n..."
+    >>> r = {"key": "a", "clean": png, "frames": [(1, "png", png)],
+    ...      "recipe": {"label": None, "split": "train"}, "label": None, "split": "train"}
+    >>> check_record(r, steps=2, shard="s.tar")["frames"][0][:2]
+    (1, 'png')
+    """
+    if not isinstance(record, Mapping):
+        raise DegradeError(f"{shard}: a record is a dict, got {type(record).__name__}")
+    missing = [f for f in ("key", "clean", "frames", "recipe", "split") if f not in record]
+    if missing:
+        raise DegradeError(f"{shard}: record {record.get('key')!r} lacks {', '.join(missing)}")
+    key = record["key"]
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise DegradeError(
+            f"{shard}: sample key {key!r} must be non-empty and use only A-Z a-z 0-9 _ - (no dots)"
+        )
+    where = f"{shard}: sample {key!r}"
+    clean = _as_bytes(record["clean"], f"{where}: clean")
+    if not clean.startswith(_PNG_SIGNATURE):
+        raise DegradeError(f"{where}: clean must be PNG bytes")
+    raw_frames = record["frames"]
+    if not isinstance(raw_frames, (list, tuple)):
+        raise DegradeError(f"{where}: frames must be a list of (k, ext, bytes)")
+    frames: list[tuple[int, str, bytes]] = []
+    last = 0
+    for item in raw_frames:
+        if not isinstance(item, (list, tuple)) or len(item) != 3:
+            raise DegradeError(f"{where}: a frame is (k, ext, bytes), got {item!r:.60}")
+        k, ext, data = item
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= steps:
+            raise DegradeError(f"{where}: frame step {k!r} is not an integer in 1..{steps}")
+        if k <= last:
+            raise DegradeError(f"{where}: frame steps must be strictly ascending ({last} then {k})")
+        if not isinstance(ext, str) or not _EXT_RE.match(ext):
+            raise DegradeError(f"{where}: frame extension {ext!r} must be lowercase a-z 0-9")
+        frames.append((k, ext, _as_bytes(data, f"{where}: frame {k}")))
+        last = k
+    recipe = record["recipe"]
+    if not isinstance(recipe, Mapping):
+        raise DegradeError(f"{where}: recipe must be a dict, got {type(recipe).__name__}")
+    label = record.get("label")
+    split = record["split"]
+    if label is not None and not isinstance(label, str):
+        raise DegradeError(f"{where}: label must be a string or None, got {label!r}")
+    if not isinstance(split, str) or not split:
+        raise DegradeError(f"{where}: split must be a non-empty string, got {split!r}")
+    # WebDataset keeps label and split only inside the recipe; refuse a record whose recipe
+    # would read back differently from the record itself.
+    if recipe.get("label") != label or recipe.get("split") != split:
+        raise DegradeError(
+            f"{where}: recipe label/split ({recipe.get('label')!r}, {recipe.get('split')!r}) "
+            f"differ from the record's ({label!r}, {split!r}); the builder puts both in the recipe"
+        )
+    return {
+        "key": key,
+        "clean": clean,
+        "frames": frames,
+        "recipe": dict(recipe),
+        "recipe_json": recipe_json(recipe, where=where),
+        "label": label,
+        "split": split,
+    }
+
+
+class HashingFile:
+    """A write-only file wrapper that counts and hashes what passes through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.size = 0
+        self._sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        self.raw.write(view)
+        self._sha.update(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = MTIME
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+class WebDatasetWriter:
+    """Write one WebDataset shard, atomically and deterministically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The finished shard's path (``.../shard-000000.tar``). Until :meth:`close` the bytes
+        live in ``.<name>.tmp-<pid>`` beside it.
+    steps : int
+        T, which fixes the zero-padding of step numbers.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from degrade.image import encode_png
+    >>> png = encode_png(np.zeros((2, 2, 3), np.float32))
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "shard-000000.tar"
+    >>> with WebDatasetWriter(out, steps=10) as w:
+    ...     w.write({"key": "a", "clean": png, "frames": [(1, "png", png)],
+    ...              "recipe": {"label": None, "split": "train"}, "label": None, "split": "train"})
+    >>> w.info.samples, w.info.bytes
+    (1, 10240)
+    >>> [r["key"] for r in iter_webdataset(out)]
+    ['a']
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, steps: int) -> None:
+        self.path = Path(path)
+        self.steps = _check_steps(steps)
+        self.info: ShardInfo | None = None
+        self._tmp = temp_path(self.path)
+        self._keys: set[str] = set()
+        self._samples = 0
+        try:
+            raw = open(self._tmp, "wb")  # closed by close()/abort()
+        except OSError as exc:
+            raise DegradeError(f"{self.path}: cannot create ({exc.strerror or exc})") from None
+        self._file: HashingFile | None = HashingFile(raw)
+        # PAX is POSIX.1-2001; with ASCII names and integer mtimes it writes plain ustar
+        # headers. The encoding is fixed so names never depend on the platform's locale.
+        self._tar: tarfile.TarFile | None = tarfile.open(
+            fileobj=self._file,  # type: ignore[arg-type]
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            encoding="utf-8",
+        )
+
+    @property
+    def samples(self) -> int:
+        """Samples written so far."""
+        return self._samples
+
+    @property
+    def temp_path(self) -> Path:
+        """Where the bytes live until :meth:`close` renames them into place."""
+        return self._tmp
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append one sample (see the module docs for its members).
+
+        Raises
+        ------
+        DegradeError
+            If the record is invalid or its key was already written to this shard.
+        """
+        if self._tar is None:
+            raise DegradeError(f"{self.path}: writer is closed")
+        rec = check_record(record, steps=self.steps, shard=str(self.path))
+        key = rec["key"]
+        if key in self._keys:
+            raise DegradeError(f"{self.path}: sample key {key!r} written twice")
+        members = [(f"{key}.clean.png", rec["clean"]), (f"{key}.json", rec["recipe_json"].encode())]
+        members += [(member_name(key, k, ext, self.steps), data) for k, ext, data in rec["frames"]]
+        members.sort(key=lambda m: m[0])
+        for name, data in members:
+            self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+        self._keys.add(key)
+        self._samples += 1
+
+    def close(self) -> ShardInfo:
+        """Finish the tar, fsync, rename it into place and return its :class:`ShardInfo`."""
+        if self.info is not None:
+            return self.info
+        if self._tar is None or self._file is None:
+            raise DegradeError(f"{self.path}: writer was aborted")
+        try:
+            self._tar.close()  # end-of-archive blocks; leaves the file object open
+            self._tar = None
+            finish_atomic(self._file, self._tmp, self.path)  # type: ignore[arg-type]
+        except BaseException:
+            self.abort()
+            raise
+        self.info = ShardInfo(
+            self.path.name, self._samples, self._file.size, self._file.hexdigest()
+        )
+        self._file = None
+        return self.info
+
+    def abort(self) -> None:
+        """Drop the shard: close and delete the temporary file; nothing appears at ``path``."""
+        self._tar = None
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        self._file = None
+        remove_quietly(self._tmp)
+
+    def __enter__(self) -> WebDatasetWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _EndCheckingTarInfo(tarfile.TarInfo):
+    """Records how the archive ended: ``tarfile`` silently treats a missing or truncated
+    end-of-archive marker as the end, so a tar cut at a member boundary would read as a
+    shorter, complete one. The reader requires the zero block that closes every archive."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.HeaderError as exc:
+            tarfile_._degrade_end = type(exc).__name__  # type: ignore[attr-defined]
+            raise
+
+
+def _source_name(source: Any, name: str | None) -> str:
+    if name is not None:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)  # type: ignore[return-value]
+    n = getattr(source, "name", None)
+    return n if isinstance(n, str) else "<stream>"
+
+
+def _iter_members(fileobj: IO[bytes], shard: str) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(name, data)`` of each member, refusing unsafe or corrupt archives."""
+    try:
+        tar = tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_EndCheckingTarInfo)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise DegradeError(f"{shard}: not a readable tar file ({exc})") from None
+    with tar:
+        while True:
+            try:
+                info = tar.next()
+                if info is None:
+                    break
+                name = info.name
+                parts = name.split("/")
+                if name.startswith("/") or os.path.isabs(name) or ".." in parts or "\\" in name:
+                    raise DegradeError(f"{shard}: member {name!r} has an unsafe path")
+                if not info.isreg():
+                    raise DegradeError(f"{shard}: member {name!r} is not a regular file")
+                member = tar.extractfile(info)
+                data = member.read() if member is not None else b""
+                if len(data) != info.size:
+                    raise DegradeError(f"{shard}: member {name!r} is truncated")
+            except DegradeError:
+                raise
+            except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+                raise DegradeError(f"{shard}: corrupt or truncated tar ({exc})") from None
+            yield name, data
+        if getattr(tar, "_degrade_end", None) != "EOFHeaderError":
+            raise DegradeError(f"{shard}: truncated tar (the end-of-archive marker is missing)")
+
+
+def _build_record(key: str, fields: dict[str, bytes], shard: str) -> dict[str, Any]:
+    where = f"{shard}: sample {key!r}"
+    for required in ("clean.png", "json"):
+        if required not in fields:
+            raise DegradeError(f"{where}: missing {key}.{required}")
+    try:
+        recipe = json.loads(fields["json"].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DegradeError(f"{where}: invalid recipe JSON ({exc})") from None
+    if not isinstance(recipe, dict):
+        raise DegradeError(f"{where}: the recipe is not a JSON object")
+    frames: list[tuple[int, str, bytes]] = []
+    for field, data in fields.items():
+        if field in ("clean.png", "json"):
+            continue
+        m = _STEP_FIELD_RE.match(field)
+        if m is None:
+            raise DegradeError(f"{where}: unexpected member {key}.{field}")
+        frames.append((int(m.group(1)), m.group(2), data))
+    frames.sort(key=lambda f: f[0])
+    for a, b in itertools.pairwise(frames):
+        if a[0] == b[0]:
+            raise DegradeError(f"{where}: step {a[0]} stored twice")
+    split = recipe.get("split")
+    if not isinstance(split, str):
+        raise DegradeError(f"{where}: the recipe has no split")
+    label = recipe.get("label")
+    return {
+        "key": key,
+        "clean": fields["clean.png"],
+        "frames": frames,
+        "recipe": recipe,
+        "label": None if label is None else str(label),
+        "split": split,
+    }
+
+
+def iter_webdataset(
+    source: str | os.PathLike[str] | IO[bytes], *, name: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Read the sample records of a WebDataset shard written by :class:`WebDatasetWriter`.
+
+    Reads sequentially (``tarfile`` mode ``"r|*"``), so ``source`` may be a path or any
+    readable binary stream, seekable or not (an HTTP response, a pipe).
+
+    Parameters
+    ----------
+    source : path or binary file object
+    name : str, optional
+        The shard's name in error messages (default: the path or the stream's ``name``).
+
+    Yields
+    ------
+    dict
+        ``{"key", "clean", "frames", "recipe", "label", "split"}`` with ``frames`` a list of
+        ``(k, ext, bytes)`` in ascending ``k``.
+
+    Raises
+    ------
+    DegradeError
+        ``"<shard>: ..."`` for a corrupt or truncated tar, a member with an absolute path,
+        ``..`` or a non-regular type (links, devices, folders), members of one sample that are
+        not adjacent, or a sample missing its clean image or recipe.
+
+    Examples
+    --------
+    >>> import io
+    >>> list(iter_webdataset(io.BytesIO(b"\\0" * 1024), name="empty.tar"))
+    []
+    """
+    shard = _source_name(source, name)
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            fileobj: IO[bytes] = open(source, "rb")  # closed below
+        except OSError as exc:
+            raise DegradeError(f"{shard}: cannot open ({exc.strerror or exc})") from None
+        owned = True
+    else:
+        fileobj, owned = source, False
+    try:
+        seen: set[str] = set()
+        key: str | None = None
+        fields: dict[str, bytes] = {}
+        for member, data in _iter_members(fileobj, shard):
+            m = _WDS_NAME_RE.match(member)
+            if m is None:
+                raise DegradeError(f"{shard}: member {member!r} has no <key>.<field> name")
+            mkey, field = m.group(1), m.group(2)
+            if mkey != key:
+                if key is not None:
+                    yield _build_record(key, fields, shard)
+                if mkey in seen:
+                    raise DegradeError(
+                        f"{shard}: sample {mkey!r} appears twice (its members are not adjacent)"
+                    )
+                seen.add(mkey)
+                key, fields = mkey, {}
+            if field in fields:
+                raise DegradeError(f"{shard}: member {member!r} appears twice")
+            fields[field] = data
+        if key is not None:
+            yield _build_record(key, fields, shard)
+    finally:
+        if owned:
+            fileobj.close()
