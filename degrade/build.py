@@ -27,7 +27,8 @@ import numpy as np
 
 from degrade.errors import DegradeError
 from degrade.image import encode_png
-from degrade.pipeline import Pipeline
+from degrade.pipeline import ExternalPipeline, Pipeline
+from degrade.registry import get_op
 from degrade.seeding import rng_for
 from degrade.shards import (
     SHARD_SUFFIX,
@@ -42,7 +43,16 @@ from degrade.shards.manifest import (
     sha256_file,
     write_json_atomic,
 )
-from degrade.sources import SourceItem, list_sources, load_item, parse_split, split_for
+from degrade.sources import (
+    SEQUENCES_PREFIX,
+    SourceItem,
+    list_sources,
+    load_item,
+    load_sequence,
+    parse_split,
+    sequence_files,
+    split_for,
+)
 
 __all__ = ["BuildResult", "build", "build_shard", "parse_keep", "stored_steps"]
 
@@ -123,6 +133,70 @@ class ShardTask:
     path: str
     items: list[SourceItem]
     config: dict[str, Any]
+    #: The build's whole sorted source list, only when an op mixes in other images.
+    everything: list[SourceItem] | None = None
+
+
+class SourcePartners:
+    """Partner images for ops that mix in other images (``patches``, ``blend``).
+
+    Partners are drawn, keyed by (seed, sample key, op position, op name), from the build's
+    sorted source list, within the sample's split (so held-out samples never show training
+    images), never the sample itself; ``mislabeled=true`` also requires another label.
+    Unreadable candidates are passed over in the drawn order. The same draw happens in any
+    worker, so the bytes do not depend on the worker count.
+
+    Examples
+    --------
+    >>> from degrade.sources import list_sources
+    >>> items = list_sources(["synthetic"], limit=4)
+    >>> prov = SourcePartners(items, size=8, splits={"train": 1.0}, seed=0)
+    >>> [k for k, _ in prov.choose(seed=0, key=items[0].key, position=0, op=None, count=2,
+    ...                           params={}, shape=(8, 8, 3))] != []
+    True
+    """
+
+    def __init__(self, items: Sequence[SourceItem], *, size: int, splits: Mapping[str, float], seed: int) -> None:
+        self.items = list(items)
+        self.size = size
+        self.by_key = {it.key: it for it in self.items}
+        self.split = {it.key: split_for(it, splits, seed) for it in self.items}
+
+    def choose(self, *, seed: int, key: str, position: int, op: Any, count: int,
+               params: Mapping[str, Any], shape: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
+        """Return ``count`` (key, uint8 image of ``shape``) partner pairs for sample ``key``."""
+        import cv2
+
+        me = self.by_key.get(key)
+        my_split = self.split.get(key)
+        want_other_label = bool(params.get("mislabeled", False))
+        cands = [
+            it for it in self.items
+            if it.key != key and self.split[it.key] == my_split
+            and (not want_other_label or (it.label is not None and me is not None and it.label != me.label))
+        ]
+        name = op.name if op is not None else "op"
+        order = rng_for(seed, key, position, name, "partners").permutation(len(cands))
+        picks: list[tuple[str, np.ndarray]] = []
+        for j in order:
+            if len(picks) == count:
+                break
+            try:
+                img, _ = load_item(cands[int(j)], size=self.size)
+            except DegradeError:
+                continue
+            if img.shape[:2] != tuple(shape[:2]):
+                img = cv2.resize(img, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+                if img.ndim == 2:
+                    img = img[:, :, None]
+            picks.append((cands[int(j)].key, img))
+        if not picks:
+            what = " with another label" if want_other_label else ""
+            raise DegradeError(
+                f"{key}: op '{name}' needs partner images{what} in split '{my_split}' and found none"
+            )
+        # Small splits may hold fewer distinct partners than asked: reuse them in draw order.
+        return [picks[i % len(picks)] for i in range(count)]
 
 
 def _sample_meta(item: SourceItem, meta: Mapping[str, Any], split: str) -> dict[str, Any]:
@@ -147,6 +221,10 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
     split_counts: Counter[str] = Counter()
     frames_written = 0
     keys: list[str] = []
+    partners = (
+        SourcePartners(task.everything, size=cfg["size"], splits=splits, seed=cfg["seed"])
+        if task.everything is not None else None
+    )
     with writer_for(cfg["format"], task.path, steps=pipe.steps) as writer:
         for item in task.items:
             try:
@@ -159,7 +237,21 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
                     progress.put(pipe.steps + 1)
                 continue
             split = split_for(item, splits, cfg["seed"])
-            seq = pipe.run_encoded(clean, item.key, **_sample_meta(item, meta, split))
+            try:
+                if isinstance(pipe, ExternalPipeline):
+                    frames_u8, meta = load_sequence(item, size=cfg["size"])
+                    seq = pipe.from_frames(frames_u8, item.key, **_sample_meta(item, meta, split))
+                else:
+                    seq = pipe.run_encoded(
+                        clean, item.key, partners=partners, **_sample_meta(item, meta, split)
+                    )
+            except DegradeError as exc:
+                if cfg["strict"]:
+                    raise
+                skipped.append({"source": item.id, "reason": str(exc)})
+                if progress is not None:
+                    progress.put(pipe.steps + 1)
+                continue
             ks = stored_steps(keep, pipe.steps, seed=pipe.seed, key=item.key)
             seq.recipe["stored_steps"] = ks
             frames = []
@@ -357,6 +449,19 @@ def build(
     """
     say = log if log is not None else (lambda s: print(s, file=sys.stderr))
     t_start = time.perf_counter()
+    in_list = _resolve_inputs(inputs)
+    external = [i for i in in_list if i.startswith(SEQUENCES_PREFIX)]
+    if external:
+        if len(external) != len(in_list):
+            raise DegradeError("sequences:DIR inputs cannot be mixed with other inputs in one build")
+        if ops is not None or pipeline is not None:
+            raise DegradeError("sequences:DIR inputs carry their own frames; give no --ops or --pipeline")
+        if keep == "none":
+            raise DegradeError("--keep none needs recipes that replay; external sequences cannot be replayed")
+        if steps is None:
+            first = list_sources(external, limit=1)[0]
+            steps = len(sequence_files(first)) - 1
+        pipeline = ExternalPipeline(steps=steps, seed=seed)  # type: ignore[assignment]
     if pipeline is None:
         if ops is None or steps is None:
             raise DegradeError("give --ops and --steps (or --pipeline)")
@@ -372,7 +477,6 @@ def build(
         raise DegradeError(f"--workers must be a whole number ≥ 1, got {workers!r}")
     keep_spec = parse_keep(keep, pipeline.steps)
     splits = parse_split(split)
-    in_list = _resolve_inputs(inputs)
     pool_only = not in_list or all(i == "samples" for i in in_list)
     if size is None:
         size = POOL_DEFAULT_SIZE if pool_only else FILE_DEFAULT_SIZE
@@ -445,6 +549,7 @@ def build(
 
     records: dict[int, dict[str, Any]] = {}
     tasks = []
+    needs_partners = any("partners" in get_op(op.op).needs for op in pipeline.ops)
     for sp in shard_plan:
         kept = _check_kept_shard(out_dir, sp["name"], sp["ids_digest"])
         if kept is not None:
@@ -454,7 +559,8 @@ def build(
             if stale.exists():
                 stale.unlink()
         chunk = items[sp["index"] * shard_size : sp["index"] * shard_size + sp["samples"]]
-        tasks.append(ShardTask(sp["index"], sp["name"], str(out_dir / sp["name"]), chunk, config))
+        tasks.append(ShardTask(sp["index"], sp["name"], str(out_dir / sp["name"]), chunk, config,
+                               everything=items if needs_partners else None))
     kept_n = len(records)
     if kept_n:
         say(f"degrade: resuming: {kept_n} of {n_shards} shards already complete")
@@ -634,15 +740,22 @@ def _summary(m: Mapping[str, Any], out: Path, seconds: float) -> str:
 def _dry_run_summary(pipeline: Pipeline, items: list[SourceItem], config: Mapping[str, Any],
                      plan: Mapping[str, Any], keep: Mapping[str, Any]) -> str:
     probe = items[: min(3, len(items))]
+    partners = None
+    if any("partners" in get_op(op.op).needs for op in pipeline.ops):
+        partners = SourcePartners(items, size=config["size"], splits=config["split"], seed=config["seed"])
     t0 = time.perf_counter()
     nbytes = 0
     probed = 0
     for it in probe:
         try:
-            clean, _ = load_item(it, size=config["size"])
+            if isinstance(pipeline, ExternalPipeline):
+                frames_u8, _ = load_sequence(it, size=config["size"])
+                seq = pipeline.from_frames(frames_u8, it.key)
+            else:
+                clean, _ = load_item(it, size=config["size"])
+                seq = pipeline.run_encoded(clean, it.key, partners=partners)
         except DegradeError:
             continue
-        seq = pipeline.run_encoded(clean, it.key)
         ks = stored_steps(keep, pipeline.steps, seed=pipeline.seed, key=it.key)
         nbytes += len(encode_png(seq.frames[0], compress_level=config["png_level"]))
         for k in ks:

@@ -499,9 +499,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     from degrade.build import build
 
-    if args.pipeline is None and (args.ops is None or args.steps is None):
-        raise DegradeError("give --ops and --steps (e.g. --ops blur,jpeg --steps 50) or --pipeline PRESET")
-    if args.pipeline is not None:
+    external = any(str(i).startswith("sequences:") for i in (args.inputs or []))
+    kwargs: dict[str, Any] = {"size": args.size}
+    if args.pipeline is not None and not external:
         try:
             from degrade.presets import pipeline_from_preset
         except ModuleNotFoundError:
@@ -511,13 +511,15 @@ def cmd_build(args: argparse.Namespace) -> int:
             args.pipeline, ops=args.ops, steps=args.steps, mode=args.mode,
             schedule=args.schedule, seed=args.seed,
         )
-        size = args.size if args.size is not None else defaults.get("size")
-        kwargs = {"pipeline": pipe, "size": size}
+        kwargs = {"pipeline": pipe, "size": args.size if args.size is not None else defaults.get("size")}
+    elif external:
+        # sequences:DIR carries its own frames; build() refuses --ops with it.
+        kwargs.update(ops=args.ops, steps=args.steps)
+    elif args.ops is None or args.steps is None:
+        raise DegradeError("give --ops and --steps (e.g. --ops blur,jpeg --steps 50) or --pipeline PRESET")
     else:
-        kwargs = {
-            "ops": args.ops, "steps": args.steps, "mode": args.mode or "absolute",
-            "schedule": args.schedule or "linear", "size": args.size,
-        }
+        kwargs.update(ops=args.ops, steps=args.steps, mode=args.mode or "absolute",
+                      schedule=args.schedule or "linear")
     build(
         args.inputs,
         out=args.out,

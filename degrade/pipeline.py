@@ -13,10 +13,11 @@ encodes a file (``jpeg``, ``webp``) the decoded bytes of that file.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,7 +27,21 @@ from degrade.registry import Op, get_op
 from degrade.schedule import schedule_ts
 from degrade.seeding import rng_for
 
-__all__ = ["MODES", "RECIPE_VERSION", "OpSpec", "Pipeline", "SampleFrames", "parse_ops", "replay"]
+__all__ = [
+    "EXTERNAL",
+    "MODES",
+    "RECIPE_VERSION",
+    "ExternalPipeline",
+    "OpSpec",
+    "PartnerProvider",
+    "Pipeline",
+    "SampleFrames",
+    "execute",
+    "image_sha256",
+    "parse_ops",
+    "replay",
+    "replay_encoded",
+]
 
 MODES = ("absolute", "chained", "choice")
 RECIPE_VERSION = 1
@@ -241,6 +256,8 @@ class Pipeline:
         """
         if not isinstance(d, Mapping):
             raise DegradeError("a pipeline must be a mapping")
+        if d.get("mode") == EXTERNAL:
+            return ExternalPipeline(steps=d.get("steps"), seed=d.get("seed", 0))  # type: ignore[return-value]
         missing = {"ops", "steps"} - set(d)
         if missing:
             raise DegradeError(f"pipeline is missing {', '.join(sorted(missing))}")
@@ -364,10 +381,14 @@ class Pipeline:
         return recipe
 
     # -- running ----------------------------------------------------------------------
-    def run_encoded(self, image: np.ndarray, key: str = "", **meta: Any) -> SampleFrames:
+    def run_encoded(
+        self, image: np.ndarray, key: str = "", *, partners: PartnerProvider | None = None, **meta: Any
+    ) -> SampleFrames:
         """Run the sequence and return uint8 frames, encoded payloads and the recipe.
 
-        ``meta`` (source, split, label, partners, ...) is stored in the recipe.
+        ``partners`` supplies other images to ops that need them (``patches``, ``blend``);
+        the recipe records each partner's key and checksum. ``meta`` (source, split, label,
+        ...) is stored in the recipe.
 
         Examples
         --------
@@ -377,10 +398,32 @@ class Pipeline:
         """
         clean = _clean_uint8(image)
         recipe = self.recipe(key, clean.shape, **meta)
-        frames, payloads = execute(clean, recipe)
+        chosen: dict[str, list[dict[str, Any]]] = {}
+        images: dict[int, list[np.ndarray]] = {}
+        for i, spec in enumerate(self.ops):
+            op = get_op(spec.op)
+            if "partners" not in op.needs:
+                continue
+            if partners is None:
+                raise DegradeError(
+                    f"op '{op.name}' needs partner images: pass partners= (the builder does this)"
+                )
+            picks = partners.choose(
+                seed=self.seed, key=key, position=i, op=op, count=op.partners,
+                params=self._step_params[-1][i], shape=clean.shape,
+            )
+            if len(picks) != op.partners:
+                raise DegradeError(f"{key}: op '{op.name}' needs {op.partners} partner images, got {len(picks)}")
+            chosen[str(i)] = [{"key": pk, "sha256": image_sha256(img)} for pk, img in picks]
+            images[i] = [_fit_channels(img, clean.shape) for _, img in picks]
+        if chosen:
+            recipe["partners"] = chosen
+        frames, payloads = execute(clean, recipe, context=_partner_context(images))
         return SampleFrames(frames, payloads, recipe)
 
-    def run(self, image: np.ndarray, key: str = "", **meta: Any) -> tuple[list[np.ndarray], dict[str, Any]]:
+    def run(
+        self, image: np.ndarray, key: str = "", *, partners: PartnerProvider | None = None, **meta: Any
+    ) -> tuple[list[np.ndarray], dict[str, Any]]:
         """Run the sequence on one image: T + 1 float32 frames and the JSON recipe.
 
         ``frames[0]`` is the clean image; every frame is exactly what a writer stores.
@@ -391,8 +434,116 @@ class Pipeline:
         >>> [f.dtype.name for f in frames][:2], json.loads(json.dumps(recipe)) == recipe
         (['float32', 'float32'], True)
         """
-        seq = self.run_encoded(image, key, **meta)
+        seq = self.run_encoded(image, key, partners=partners, **meta)
         return [to_float(f) for f in seq.frames], seq.recipe
+
+
+EXTERNAL = "external"
+
+
+class ExternalPipeline:
+    """Sequences produced outside degrade (``--input sequences:DIR``): a generator's outputs
+    across its checkpoints, any recorded progression. Frames are stored as given; the recipe
+    says they are external and records each file's checksum, and there is nothing to replay.
+
+    Examples
+    --------
+    >>> p = ExternalPipeline(steps=2)
+    >>> s = p.from_frames([np.zeros((2, 2, 1), np.uint8)] * 3, key="seq")
+    >>> s.recipe["external"], len(s.frames)
+    (True, 3)
+    """
+
+    mode = EXTERNAL
+    schedule = EXTERNAL
+    spec = EXTERNAL
+    ops: list[OpSpec] = []  # noqa: RUF012
+
+    def __init__(self, *, steps: Any, seed: int = 0) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise DegradeError(f"steps must be a positive integer, got {steps!r}")
+        self.steps = steps
+        self.seed = int(seed)
+        self.ts = [k / steps for k in range(steps + 1)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form recorded in manifests and recipes."""
+        return {"ops": [], "steps": self.steps, "mode": EXTERNAL, "schedule": EXTERNAL, "seed": self.seed}
+
+    def from_frames(self, frames: Sequence[np.ndarray], key: str, **meta: Any) -> SampleFrames:
+        """Wrap T + 1 uint8 frames (the first the clean one) with their recipe."""
+        if len(frames) != self.steps + 1:
+            raise DegradeError(f"{key}: the sequence has {len(frames)} frames, the build expects {self.steps + 1}")
+        from degrade import __version__
+
+        recipe: dict[str, Any] = {
+            "recipe_version": RECIPE_VERSION,
+            "degrade_version": __version__,
+            "key": key,
+            "seed": self.seed,
+            "external": True,
+        }
+        recipe.update(meta)
+        recipe.update(
+            {
+                "shape": [int(x) for x in frames[0].shape],
+                "pipeline": self.to_dict(),
+                "schedule": {"name": EXTERNAL, "t": list(self.ts)},
+                "ops": [],
+                "steps": [{"k": k, "t": self.ts[k], "ops": []} for k in range(1, self.steps + 1)],
+            }
+        )
+        return SampleFrames([np.ascontiguousarray(f) for f in frames], [None] * len(frames), recipe)
+
+
+class PartnerProvider(Protocol):
+    """Chooses partner images for ops that mix in other images (the builder's provider
+    draws from the build's sorted source list, keyed by sample, op position and op name)."""
+
+    def choose(
+        self, *, seed: int, key: str, position: int, op: Op, count: int,
+        params: Mapping[str, Any], shape: tuple[int, ...],
+    ) -> list[tuple[str, np.ndarray]]:
+        """Return ``count`` (key, uint8 image of ``shape``) pairs."""
+        ...
+
+
+def image_sha256(image: np.ndarray) -> str:
+    """sha256 of a uint8 image's shape and pixels (how recipes identify partner images).
+
+    Examples
+    --------
+    >>> image_sha256(np.zeros((1, 1, 1), np.uint8))[:8]
+    '7db17c66'
+    """
+    arr = np.ascontiguousarray(image, dtype=np.uint8)
+    h = hashlib.sha256(("x".join(map(str, arr.shape)) + ":").encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _fit_channels(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[:2] != tuple(shape[:2]):
+        raise DegradeError(f"partner image has shape {arr.shape}, the sample {tuple(shape)}")
+    if arr.shape[2] == shape[2]:
+        return arr
+    if shape[2] == 1:
+        return np.round(arr.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(arr, 3, axis=2))
+
+
+def _partner_context(images: Mapping[int, list[np.ndarray]]) -> Callable[[int, Op], Mapping[str, Any]] | None:
+    if not images:
+        return None
+    floats = {i: [to_float(im) for im in ims] for i, ims in images.items()}
+
+    def context(position: int, op: Op) -> Mapping[str, Any]:
+        return {"partners": floats[position]} if position in floats else {}
+
+    return context
 
 
 def _clean_uint8(image: np.ndarray) -> np.ndarray:
@@ -464,7 +615,12 @@ def execute(
     return frames, payloads
 
 
-def replay(recipe: Mapping[str, Any], clean: np.ndarray) -> list[np.ndarray]:
+def replay(
+    recipe: Mapping[str, Any],
+    clean: np.ndarray,
+    *,
+    partners: Callable[[str], np.ndarray] | Mapping[str, np.ndarray] | None = None,
+) -> list[np.ndarray]:
     """Reproduce a sample's frames, bit for bit, from its recipe and its stored clean frame.
 
     Parameters
@@ -473,6 +629,9 @@ def replay(recipe: Mapping[str, Any], clean: np.ndarray) -> list[np.ndarray]:
         A recipe as written by :meth:`Pipeline.run` (or read back from a shard).
     clean : ndarray
         The clean frame: uint8 as stored, or float32 in [0, 1].
+    partners : callable or mapping, optional
+        For recipes with partner images: key → that sample's clean frame (uint8). The
+        recorded checksums must match.
 
     Returns
     -------
@@ -486,10 +645,15 @@ def replay(recipe: Mapping[str, Any], clean: np.ndarray) -> list[np.ndarray]:
     >>> all((a == b).all() for a, b in zip(frames, replay(recipe, frames[0])))
     True
     """
-    return [to_float(f) for f in replay_encoded(recipe, clean).frames]
+    return [to_float(f) for f in replay_encoded(recipe, clean, partners=partners).frames]
 
 
-def replay_encoded(recipe: Mapping[str, Any], clean: np.ndarray, **kw: Any) -> SampleFrames:
+def replay_encoded(
+    recipe: Mapping[str, Any],
+    clean: np.ndarray,
+    *,
+    partners: Callable[[str], np.ndarray] | Mapping[str, np.ndarray] | None = None,
+) -> SampleFrames:
     """Like :func:`replay`, returning uint8 frames and encoded payloads.
 
     Examples
@@ -499,12 +663,37 @@ def replay_encoded(recipe: Mapping[str, Any], clean: np.ndarray, **kw: Any) -> S
     (4, 4, 1)
     """
     check_recipe(recipe)
+    if recipe.get("external"):
+        raise DegradeError(
+            f"'{recipe['key']}' is an external sequence: its frames came from outside and cannot be replayed"
+        )
     img = _clean_uint8(clean)
     if list(img.shape) != list(recipe["shape"]):
         raise DegradeError(
             f"clean image has shape {list(img.shape)} but the recipe was made for {recipe['shape']}"
         )
-    frames, payloads = execute(img, recipe, **kw)
+    images: dict[int, list[np.ndarray]] = {}
+    for pos, entries in (recipe.get("partners") or {}).items():
+        if partners is None:
+            raise DegradeError(
+                f"recipe of '{recipe['key']}' mixes in other images; replay needs partners= "
+                "(key -> that sample's clean frame)"
+            )
+        got = []
+        for e in entries:
+            pk = e["key"]
+            try:
+                im = partners[pk] if isinstance(partners, Mapping) else partners(pk)
+            except KeyError:
+                raise DegradeError(f"partner image '{pk}' of '{recipe['key']}' not found") from None
+            im = _clean_uint8(im)
+            if image_sha256(im) != e["sha256"]:
+                raise DegradeError(
+                    f"partner image '{pk}' of '{recipe['key']}' differs from the one recorded"
+                )
+            got.append(_fit_channels(im, img.shape))
+        images[int(pos)] = got
+    frames, payloads = execute(img, recipe, context=_partner_context(images))
     return SampleFrames(frames, payloads, dict(recipe))
 
 
@@ -538,7 +727,9 @@ def check_recipe(recipe: Any) -> None:
     ):
         raise DegradeError("recipe 'shape' must be [H, W, C] with C in {1, 3}")
     pipe = recipe["pipeline"]
-    if not isinstance(pipe, Mapping) or pipe.get("mode") not in MODES:
+    if recipe.get("external") is True and isinstance(pipe, Mapping) and pipe.get("mode") == EXTERNAL:
+        pass
+    elif not isinstance(pipe, Mapping) or pipe.get("mode") not in MODES:
         raise DegradeError(f"recipe 'pipeline.mode' must be one of {', '.join(MODES)}")
     if not isinstance(recipe["ops"], list):
         raise DegradeError("recipe 'ops' must be a list")
@@ -553,6 +744,13 @@ def check_recipe(recipe: Any) -> None:
                 f"{op.version}; replay with the degrade version recorded in the recipe"
             )
         versions[entry["position"]] = op.name
+    parts = recipe.get("partners", {})
+    if not isinstance(parts, Mapping) or not all(
+        isinstance(v, list)
+        and all(isinstance(e, Mapping) and isinstance(e.get("key"), str) and isinstance(e.get("sha256"), str) for e in v)
+        for v in parts.values()
+    ):
+        raise DegradeError("recipe 'partners' must map positions to lists of {key, sha256}")
     if not isinstance(recipe["steps"], list):
         raise DegradeError("recipe 'steps' must be a list")
     for i, step in enumerate(recipe["steps"]):

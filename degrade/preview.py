@@ -363,7 +363,7 @@ def preview(
     pipeline = Pipeline.parse(ops, steps=steps, mode=mode, schedule=schedule, seed=seed)
     columns = preview_columns(steps, max_columns)
     for spec in pipeline.ops:
-        missing = set(get_op(spec.op).needs) - {"partner"}
+        missing = set(get_op(spec.op).needs) - {"partners"}
         if missing:
             # Models come from a provider that preview does not have.
             raise DegradeError(
@@ -382,10 +382,13 @@ def preview(
     keys = list(images)
     for i, (key, img) in enumerate(images.items()):
         clean = to_uint8(img)
-        # Ops that mix in another image get the next preview image (a mirrored copy of
+        # Ops that mix in other images get the next preview images (a mirrored copy of
         # this one when there is only one).
-        partner = _partner(img, images[keys[(i + 1) % len(keys)]] if len(keys) > 1 else None)
-        context = lambda pos, op, partner=partner: {"partner": partner}  # noqa: E731
+        others = [images[keys[(i + j) % len(keys)]] for j in range(1, len(keys))] or [None]
+        partners = [_partner(img, others[j % len(others)]) for j in range(8)]
+        context = lambda pos, op, partners=partners: {  # noqa: E731
+            "partners": partners[: max(op.partners, 1)]
+        }
         recipe = pipeline.recipe(key, clean.shape)
         if mode == "absolute":
             # Absolute steps are independent: compute only the columns shown.

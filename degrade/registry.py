@@ -34,7 +34,7 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "degrade.ops"
 CURVES = ("linear", "geometric", "knots", "constant")
-KINDS = ("float", "int", "choice", "bool")
+KINDS = ("float", "int", "choice", "bool", "str")
 
 Value = Any
 
@@ -63,7 +63,8 @@ class Param:
         reproduced exactly there.
     low, high : float, optional
         Inclusive bounds of any value a user may set.
-    kind : {"float", "int", "choice", "bool"}
+    kind : {"float", "int", "choice", "bool", "str"}
+        ``str`` is free text (a model factory path, a transform name), always constant.
     choices : tuple of str
         Allowed values of a ``choice`` parameter.
     unit : str
@@ -94,7 +95,7 @@ class Param:
             raise ValueError(f"param {self.name}: curve must be one of {CURVES}")
         if self.kind not in KINDS:
             raise ValueError(f"param {self.name}: kind must be one of {KINDS}")
-        if self.kind in ("choice", "bool") and self.curve != "constant":
+        if self.kind in ("choice", "bool", "str") and self.curve != "constant":
             object.__setattr__(self, "curve", "constant")
         if self.curve == "knots" and len(self.knots) < 2:
             raise ValueError(f"param {self.name}: a knot curve needs at least two knots")
@@ -124,6 +125,10 @@ class Param:
             if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
                 return value.lower() in ("true", "1", "yes")
             raise DegradeError(f"{where} must be true or false, got {value!r}")
+        if self.kind == "str":
+            if isinstance(value, str) and len(value) <= 4096:
+                return value
+            raise DegradeError(f"{where} must be a string, got {value!r}")
         if self.kind == "choice":
             if isinstance(value, str) and value in self.choices:
                 return value
@@ -204,7 +209,7 @@ class Param:
                 vs = [float(k[1]) for k in self.knots]
                 return self._finish(float(np.interp(t, ts, vs)))
             return self._finish(self._interp(t, 0.0, float(self.at0), 1.0, float(self.at1), log))
-        if self.curve == "constant" or self.kind in ("choice", "bool"):
+        if self.curve == "constant" or self.kind in ("choice", "bool", "str"):
             if isinstance(override, (dict, list, tuple)):
                 raise DegradeError(f"{self.name} is a fixed setting; give one value, not a range")
             return override
@@ -345,7 +350,10 @@ class Op:
     decode : callable, optional
         With ``codec``: ``decode(bytes) -> uint8 H×W×C``.
     needs : tuple of str
-        Context the kernel needs from the caller (``"partner"``, ``"model"``).
+        Context the kernel needs from the caller: ``"partners"`` (other images of the
+        dataset, given to the kernel as ``partners=[float32 images]``).
+    partners : int
+        With ``needs=("partners",)``: how many partner images the kernel gets.
 
     Examples
     --------
@@ -368,6 +376,7 @@ class Op:
     encode: Callable[..., bytes] | None = None
     decode: Callable[[bytes], np.ndarray] | None = None
     needs: tuple[str, ...] = ()
+    partners: int = 0
 
     @property
     def stochastic(self) -> bool:

@@ -52,9 +52,11 @@ __all__ = [
     "assign_split",
     "list_sources",
     "load_item",
+    "load_sequence",
     "parse_split",
     "pool_split",
     "resize_crop",
+    "sequence_files",
     "source_key",
     "split_for",
 ]
@@ -248,7 +250,12 @@ def _where(item: SourceItem) -> str:
     return f"{item.location}:{item.member}" if item.member else item.location
 
 
+SEQUENCES_PREFIX = "sequences:"
+
+
 def _expand(spec: str, *, limit: int | None, pool_size: int) -> list[SourceItem]:
+    if spec.startswith(SEQUENCES_PREFIX):
+        return _list_sequences(spec[len(SEQUENCES_PREFIX) :])
     if spec == "samples":
         return [_pool_item(i) for i in range(min(max(pool_size, limit or 0), POOL_MAX))]
     if spec == "synthetic":
@@ -555,6 +562,9 @@ def load_item(
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
         raise DegradeError(f"size must be a non-negative integer, got {size!r}")
     extra: dict[str, object] = {}
+    if item.kind == "sequence":
+        frames, meta = load_sequence(item, size=size)
+        return frames[0], meta
     if item.kind in ("pool", "synthetic"):
         index = _index(item)
         if item.kind == "pool":
@@ -579,6 +589,90 @@ def load_item(
     meta = {"id": item.id, "sha256": digest, "kind": item.kind, "width": width, "height": height}
     meta.update(extra)
     return image, meta
+
+
+def _list_sequences(folder: str) -> list[SourceItem]:
+    root = Path(os.path.expanduser(folder))
+    if not root.is_dir():
+        raise DegradeError(f"sequences:{folder}: not a folder (expected DIR/<sequence_id>/<step>.<ext>)")
+    items = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        sid = f"sequences/{sub.name}"
+        items.append(SourceItem(sid, source_key(sid), None, sid, "sequence", str(sub.resolve()), ""))
+    if not items:
+        raise DegradeError(f"sequences:{folder}: no sequence folders inside (expected DIR/<sequence_id>/<step>.<ext>)")
+    return items
+
+
+def sequence_files(item: SourceItem) -> list[tuple[int, Path]]:
+    """Return a sequence's frames as (step number, path), sorted by step number.
+
+    The file stems must be whole numbers (``0.png``, ``1.png``, ``10.png`` or ``000.png``
+    …); the lowest is the clean (first) frame.
+
+    Raises
+    ------
+    DegradeError
+        If a stem is not a number, two files share a number, or there are fewer than two.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()) / "seq"; d.mkdir()
+    >>> for n in (10, 2, 1): _ = (d / f"{n}.png").write_bytes(b"")
+    >>> [k for k, _ in sequence_files(SourceItem("sequences/seq", "k", None, "g", "sequence", str(d)))]
+    [1, 2, 10]
+    """
+    files = [p for p in Path(item.location).iterdir() if p.is_file() and _is_image_name(p.name)]
+    out: dict[int, Path] = {}
+    for p in files:
+        try:
+            n = int(p.stem)
+        except ValueError:
+            raise DegradeError(f"{item.id}: frame '{p.name}' is not named by its step number") from None
+        if n in out:
+            raise DegradeError(f"{item.id}: step {n} appears twice ({out[n].name}, {p.name})")
+        out[n] = p
+    if len(out) < 2:
+        raise DegradeError(f"{item.id}: a sequence needs at least two frames, found {len(out)}")
+    return sorted(out.items())
+
+
+def load_sequence(item: SourceItem, *, size: int) -> tuple[list[np.ndarray], dict]:
+    """Read an external sequence: its frames as uint8 arrays of one shape, and its identity.
+
+    Frames are decoded and resized like any source (:func:`load_item`); a grayscale frame in
+    a colour sequence is made RGB. ``meta`` has ``id``, ``kind``, ``steps`` (the numbers in the
+    file names), ``files`` and ``sha256`` (one per file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from degrade.image import encode_png
+    >>> d = Path(tempfile.mkdtemp()) / "s"; d.mkdir()
+    >>> for n in range(3): _ = (d / f"{n}.png").write_bytes(encode_png(np.full((4, 4, 3), n / 2, np.float32)))
+    >>> frames, meta = load_sequence(SourceItem("sequences/s", "k", None, "g", "sequence", str(d)), size=0)
+    >>> len(frames), meta["steps"]
+    (3, [0, 1, 2])
+    """
+    frames = []
+    digests = []
+    for _, path in sequence_files(item):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DegradeError(f"{item.id}: cannot read {path.name} ({exc.strerror or exc})") from None
+        digests.append(hashlib.sha256(data).hexdigest())
+        frames.append(resize_crop(to_uint8(decode(data, name=f"{item.id}/{path.name}")), int(size)))
+    if any(f.shape[2] == 3 for f in frames):
+        frames = [np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f for f in frames]
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise DegradeError(f"{item.id}: frames differ in size ({sorted(shapes)}); use --size to make them equal")
+    files = sequence_files(item)
+    meta = {"id": item.id, "kind": "sequence", "steps": [k for k, _ in files],
+            "files": [p.name for _, p in files], "sha256": digests}
+    return frames, meta
 
 
 def _index(item: SourceItem) -> int:

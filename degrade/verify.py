@@ -97,6 +97,7 @@ def verify(path: str | os.PathLike[str], *, regenerate: int = 8, seed: int = 0) 
     checked = 0
     regenerated = 0
     keys: set[str] = set()
+    deferred: list[tuple[str, Mapping[str, Any]]] = []
     for s in shards:
         name = s["name"]
         p = root / name
@@ -117,7 +118,11 @@ def verify(path: str | os.PathLike[str], *, regenerate: int = 8, seed: int = 0) 
                 if rec["key"] in keys:
                     problems.append(f"{name}: sample {rec['key']}: key appears twice in the dataset")
                 keys.add(rec["key"])
-                if idx in pick:
+                if idx in pick and not rec["recipe"].get("external"):
+                    # External sequences came from outside: nothing to regenerate.
+                    if rec["recipe"].get("partners"):
+                        deferred.append((name, rec))  # needs other samples' clean frames
+                        continue
                     regenerated += 1
                     bad = _regenerate_matches(rec)
                     if bad:
@@ -127,15 +132,41 @@ def verify(path: str | os.PathLike[str], *, regenerate: int = 8, seed: int = 0) 
         if n != s["samples"]:
             problems.append(f"{name}: {n} samples, manifest says {s['samples']}")
         seen += int(s.get("samples", 0))
+    if deferred:
+        wanted = {e["key"] for _, rec in deferred for v in rec["recipe"]["partners"].values() for e in v}
+        cleans = _clean_frames(root, shards, wanted)
+        for name, rec in deferred:
+            regenerated += 1
+            bad = _regenerate_matches(rec, partners=cleans)
+            if bad:
+                problems.append(f"{name}: sample {rec['key']}: {bad}")
     if total != manifest.get("samples"):
         problems.append(f"manifest: shard counts add up to {total}, 'samples' says {manifest.get('samples')}")
     return VerifyReport(not problems, len(shards), checked, regenerated, problems)
 
 
-def _regenerate_matches(rec: Mapping[str, Any]) -> str | None:
+def _clean_frames(root: Path, shards: list[Mapping[str, Any]], wanted: set[str]) -> dict[str, np.ndarray]:
+    """The clean frames of the samples named in ``wanted`` (partner images for replay)."""
+    found: dict[str, np.ndarray] = {}
+    for s in shards:
+        p = root / s["name"]
+        if not p.exists():
+            continue
+        try:
+            for rec in iter_shard(p):
+                if rec["key"] in wanted:
+                    found[rec["key"]] = decode_frame("png", rec["clean"])
+        except DegradeError:
+            continue
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def _regenerate_matches(rec: Mapping[str, Any], partners: Mapping[str, np.ndarray] | None = None) -> str | None:
     clean = decode_frame("png", rec["clean"])
     try:
-        seq = replay_encoded(rec["recipe"], clean)
+        seq = replay_encoded(rec["recipe"], clean, partners=partners)
     except DegradeError as exc:
         return f"recipe does not replay ({exc})"
     for k, ext, data in rec["frames"]:
@@ -190,8 +221,11 @@ def inspect(
         "",
         f"  {'op':<16} {'param':<12} {'step 1':>10} {'step T':>10}",
     ]
-    first = pipe.plan("inspect")[0]["ops"] if pipe.mode != "choice" else None
-    last = pipe.plan("inspect")[-1]["ops"] if pipe.mode != "choice" else None
+    plannable = pipe.mode not in ("choice", "external")
+    first = pipe.plan("inspect")[0]["ops"] if plannable else None
+    last = pipe.plan("inspect")[-1]["ops"] if plannable else None
+    if pipe.mode == "external":
+        lines.append("  (external sequences: frames stored as given, nothing to replay)")
     for i, spec in enumerate(pipe.ops):
         op = get_op(spec.op)
         p1 = op.params_at(pipe.ts[1], spec.params, t_first=pipe.ts[1], step_ts=pipe.ts)

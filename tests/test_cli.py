@@ -239,8 +239,8 @@ def test_preview_out_of_range_param(tmp_path, capsys):
 
 
 def test_preview_partner_op_gets_another_image(tmp_path, inputs, monkeypatch):
-    def take_partner(image, *, amount, partner):
-        return (1 - amount) * image + amount * partner
+    def take_partner(image, *, amount, partners):
+        return (1 - amount) * image + amount * partners[0]
 
     op = degrade.Op(
         "partner_test",
@@ -248,7 +248,8 @@ def test_preview_partner_op_gets_another_image(tmp_path, inputs, monkeypatch):
         (degrade.Param("amount", 0.0, 1.0),),
         family="test",
         description="replace by the partner",
-        needs=("partner",),
+        needs=("partners",),
+        partners=1,
     )
     monkeypatch.setitem(registry._OPS, op.name, op)
     a, b, _, gray = inputs

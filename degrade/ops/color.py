@@ -16,6 +16,7 @@ import numpy as np
 from degrade.registry import Op, Param, register
 
 __all__ = [
+    "brightness",
     "cast_gains",
     "color_cast",
     "contrast",
@@ -257,6 +258,30 @@ def contrast(image: np.ndarray, *, factor: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def brightness(image: np.ndarray, *, amount: float) -> np.ndarray:
+    """ImageNet-C brightness: add ``amount`` to the HSV value, V' = clip(V + amount, 0, 1).
+
+    Hue and saturation are kept (OpenCV's float HSV, the same conversion as scikit-image's
+    ``rgb2hsv`` up to float rounding). On one channel the value *is* the pixel, so this is
+    clip(x + amount), as the ``imagecorruptions`` package does for grayscale. The levels
+    .1 .2 .3 .4 .5 lie on the default line at t = .2 … 1. Each pixel's RGB triple is
+    scaled by (V + amount)/V (clipped), so its change only grows with ``amount``: monotone.
+
+    Examples
+    --------
+    >>> brightness(np.array([[[0.4, 0.2, 0.2]]], np.float32), amount=0.2)[0, 0].astype(float).round(3).tolist()
+    [0.6, 0.3, 0.3]
+    """
+    if amount <= 0:
+        return image.copy()
+    if image.shape[2] == 1:
+        return np.clip(image + np.float32(amount), 0.0, 1.0).astype(np.float32)
+    hsv = _to_hsv(image)
+    v = hsv[:, :, 2]
+    np.clip(v + np.float32(amount), 0.0, 1.0, out=v)
+    return _from_hsv(hsv)
+
+
 # -- registration -------------------------------------------------------------------------
 
 _LINEAR = Param("linear", True, kind="bool", help="apply in linear light (sRGB decoded) instead of on stored values")
@@ -342,5 +367,18 @@ register(
         ),
         family="color",
         description="contrast reduced around each channel's mean (ImageNet-C contrast)",
+    )
+)
+
+register(
+    Op(
+        "brightness",
+        brightness,
+        (
+            Param("amount", 0.0, 0.5, low=0.0, high=1.0,
+                  help="added to HSV value (ImageNet-C levels .1 .2 .3 .4 .5)"),
+        ),
+        family="color",
+        description="brightness: HSV value raised (ImageNet-C brightness)",
     )
 )

@@ -22,8 +22,9 @@ OPS = degrade.list_ops()
 
 def _context(op: degrade.Op, image: np.ndarray) -> dict:
     ctx = {}
-    if "partner" in op.needs:
-        ctx["partner"] = np.ascontiguousarray(image[::-1, ::-1])
+    if "partners" in op.needs:
+        flipped = np.ascontiguousarray(image[::-1, ::-1])
+        ctx["partners"] = [np.ascontiguousarray(np.roll(flipped, j, axis=1)) for j in range(op.partners)]
     return ctx
 
 
@@ -123,6 +124,9 @@ def _param_strategy(p: degrade.Param):
         return st.sampled_from(p.choices)
     if p.kind == "bool":
         return st.booleans()
+    if p.kind == "str":
+        # Free text (model factories, transform names) is exercised by the op's own tests.
+        return st.just(p.at0)
     lo = p.low if p.low is not None else min(float(p.describe()[0]), float(p.describe()[1]))
     hi = p.high if p.high is not None else max(float(p.describe()[0]), float(p.describe()[1]))
     if p.kind == "int":
