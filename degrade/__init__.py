@@ -16,10 +16,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from degrade.build import build
 from degrade.errors import DegradeError
 from degrade.pipeline import Pipeline, parse_ops, replay
 from degrade.registry import Op, Param, get_op, list_ops, register
 from degrade.seeding import rng_for
+from degrade.verify import inspect, verify
 
 __all__ = [
     "DegradeError",
@@ -27,10 +29,13 @@ __all__ = [
     "Param",
     "Pipeline",
     "__version__",
+    "build",
     "get_op",
+    "inspect",
     "list_ops",
     "parse_ops",
     "register",
     "replay",
     "rng_for",
+    "verify",
 ]

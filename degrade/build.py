@@ -39,6 +39,7 @@ from degrade.shards.manifest import (
     MANIFEST_NAME,
     MANIFEST_VERSION,
     PLAN_NAME,
+    is_temp_name,
     library_versions,
     sha256_file,
     write_json_atomic,
@@ -54,7 +55,7 @@ from degrade.sources import (
     split_for,
 )
 
-__all__ = ["BuildResult", "build", "build_shard", "parse_keep", "stored_steps"]
+__all__ = ["BuildResult", "build", "build_shard", "pair_steps", "parse_keep", "stored_steps"]
 
 PLAN_VERSION = 1
 PARTS_DIR = ".parts"
@@ -63,6 +64,7 @@ POOL_DEFAULT_LIMIT = 1000
 FILE_DEFAULT_SIZE = 256
 CODECS = ("auto", "png")
 FORMATS = tuple(SHARD_SUFFIX)
+BACKENDS = ("loky", "dask", "ray")
 
 
 # -- options ----------------------------------------------------------------------------
@@ -116,10 +118,22 @@ def stored_steps(keep: Mapping[str, Any], steps: int, *, seed: int, key: str) ->
     if mode == "every":
         ks = set(range(n, steps + 1, n)) | {steps}
         return sorted(ks)
-    ks = rng_for(seed, key, "keep-pairs").choice(np.arange(1, steps + 1), size=n, replace=False)
-    out = {int(k) for k in ks} | {int(k) - 1 for k in ks}
+    ks = pair_steps(steps, n, seed=seed, key=key)
+    out = set(ks) | {k - 1 for k in ks}
     out.discard(0)
     return sorted(out)
+
+
+def pair_steps(steps: int, n: int, *, seed: int, key: str) -> list[int]:
+    """Return the N distinct steps k (ascending) whose (x_k, x_{k-1}) pairs ``pairs:N`` keeps.
+
+    Examples
+    --------
+    >>> len(pair_steps(10, 3, seed=0, key="a"))
+    3
+    """
+    ks = rng_for(seed, key, "keep-pairs").choice(np.arange(1, steps + 1), size=n, replace=False)
+    return sorted(int(k) for k in ks)
 
 
 # -- one shard ----------------------------------------------------------------------------
@@ -285,7 +299,13 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
         "frames": frames_written,
         "keys_digest": _digest(keys),
         "planned": len(task.items),
+        "ids_digest": _digest(i.id for i in task.items),
     }
+    # The shard's record is written by the worker right after the shard itself, so a build
+    # killed after this point keeps the shard on resume (the record carries its sha256).
+    parts = Path(task.path).parent / PARTS_DIR
+    parts.mkdir(exist_ok=True)
+    write_json_atomic(parts / f"{task.name}.json", record)
     return record
 
 
@@ -321,17 +341,22 @@ def _resolve_inputs(inputs: Sequence[str] | None) -> list[str]:
     return [str(i) for i in inputs]
 
 
-def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    # Nested dicts (the pipeline) are compared key by key, so the message names the field
+    # that differs ("pipeline.steps: 4 -> 5") instead of two truncated JSON blobs.
     diffs = []
     for k in sorted(set(old) | set(new)):
-        if old.get(k) != new.get(k):
+        a_v, b_v = old.get(k), new.get(k)
+        if isinstance(a_v, Mapping) and isinstance(b_v, Mapping) and a_v != b_v:
+            diffs += _config_diff(a_v, b_v, f"{prefix}{k}.")
+        elif a_v != b_v:
             a = json.dumps(old.get(k), sort_keys=True)
             b = json.dumps(new.get(k), sort_keys=True)
             if len(a) > 60:
                 a = a[:57] + "..."
             if len(b) > 60:
                 b = b[:57] + "..."
-            diffs.append(f"{k}: {a} -> {b}")
+            diffs.append(f"{prefix}{k}: {a} -> {b}")
     return diffs
 
 
@@ -399,6 +424,8 @@ def build(
     progress: bool = True,
     command: str | None = None,
     log: Callable[[str], None] | None = None,
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> BuildResult:
     """Build a sharded dataset of degradation sequences.
 
@@ -434,6 +461,13 @@ def build(
     split : str or mapping
         ``train=0.9,val=0.05,test=0.05`` by default; assigned by source.
     overwrite, strict, dry_run, progress : bool
+    backend : {"loky", "dask", "ray"}
+        Where the shard tasks run: local processes (joblib's loky), a Dask cluster or Ray,
+        through joblib's backends. The bytes are the same whatever the backend.
+    scheduler : str, optional
+        With ``backend="dask"``: the scheduler address (``tcp://host:8786``); without it a
+        local Dask cluster with ``workers`` processes is started. With ``ray``: the
+        ``ray.init`` address (default: a local Ray).
 
     Returns
     -------
@@ -465,6 +499,8 @@ def build(
     if pipeline is None:
         if ops is None or steps is None:
             raise DegradeError("give --ops and --steps (or --pipeline)")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise DegradeError(f"--steps must be a whole number ≥ 1, got {steps!r}")
         pipeline = Pipeline.parse(ops, steps=steps, mode=mode, schedule=schedule, seed=seed)
     if format not in FORMATS:
         raise DegradeError(f"--format '{format}' unknown; choose from {', '.join(FORMATS)}")
@@ -473,6 +509,10 @@ def build(
     for name, v, lo in (("--shard-size", shard_size, 1), ("--limit", limit, 1), ("--size", size, 0)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
             raise DegradeError(f"{name} must be a whole number ≥ {lo}, got {v!r}")
+    if backend not in BACKENDS:
+        raise DegradeError(f"--backend '{backend}' unknown; choose from {', '.join(BACKENDS)}")
+    if scheduler is not None and backend == "loky":
+        raise DegradeError("--scheduler goes with --backend dask or ray")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise DegradeError(f"--workers must be a whole number ≥ 1, got {workers!r}")
     keep_spec = parse_keep(keep, pipeline.steps)
@@ -480,7 +520,7 @@ def build(
     pool_only = not in_list or all(i == "samples" for i in in_list)
     if size is None:
         size = POOL_DEFAULT_SIZE if pool_only else FILE_DEFAULT_SIZE
-    if limit is None and not in_list:
+    if limit is None and pool_only:
         limit = POOL_DEFAULT_LIMIT
     items = list_sources(in_list or None, limit=limit)
     if not items:
@@ -497,6 +537,8 @@ def build(
         "codec": codec,
         "png_level": 1,
         "split": splits,
+        # JSON sorts the keys of "split", yet the order decides the assignment.
+        "split_order": list(splits),
         "strict": strict,
         "inputs": [os.path.abspath(i) if os.path.exists(i) else i for i in in_list] or ["samples"],
         "limit": limit,
@@ -519,7 +561,12 @@ def build(
         return BuildResult(out_dir, None, plan, summary)
 
     # -- resume / refuse / overwrite -----------------------------------------------------
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DegradeError(f"--out {out_dir} is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DegradeError(f"--out {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
     plan_path = out_dir / PLAN_NAME
     existing = [p for p in out_dir.iterdir()]
     if existing:
@@ -532,10 +579,15 @@ def build(
                 raise DegradeError(
                     f"{out_dir}: {PLAN_NAME} is unreadable; use --overwrite to start again"
                 ) from None
-            if old.get("config") != config:
-                diffs = _config_diff(old.get("config", {}), config)
+            # --strict changes no byte of a finished build (checked on kept shards below),
+            # so re-running without it after a strict stop resumes instead of refusing.
+            old_cfg = {k: v for k, v in old.get("config", {}).items() if k != "strict"}
+            if old_cfg != {k: v for k, v in config.items() if k != "strict"}:
+                diffs = _config_diff(old_cfg, {k: v for k, v in config.items() if k != "strict"})
+                if len(diffs) > 4:
+                    diffs = [*diffs[:4], f"and {len(diffs) - 4} more"]
                 raise DegradeError(
-                    f"{out_dir} holds a build with another config ({'; '.join(diffs[:4])}); "
+                    f"{out_dir} holds a build with another config ({'; '.join(diffs)}); "
                     "use --overwrite or another --out"
                 )
         else:
@@ -543,7 +595,8 @@ def build(
                 f"{out_dir} is not empty and holds no degrade build; use --overwrite or another --out"
             )
     # Stale temporary files of a killed run never look finished; remove them.
-    _remove(Path(p) for p in _glob.glob(str(out_dir / ".shard-*")))
+    _remove(p for d in (out_dir, out_dir / PARTS_DIR) if d.is_dir()
+            for p in d.iterdir() if p.is_file() and is_temp_name(p.name))
     write_json_atomic(plan_path, plan)
     (out_dir / PARTS_DIR).mkdir(exist_ok=True)
 
@@ -559,9 +612,14 @@ def build(
             if stale.exists():
                 stale.unlink()
         chunk = items[sp["index"] * shard_size : sp["index"] * shard_size + sp["samples"]]
-        tasks.append(ShardTask(sp["index"], sp["name"], str(out_dir / sp["name"]), chunk, config,
+        # Absolute: loky reuses worker processes, whose cwd need not be ours.
+        tasks.append(ShardTask(sp["index"], sp["name"], str((out_dir / sp["name"]).absolute()), chunk, config,
                                everything=items if needs_partners else None))
     kept_n = len(records)
+    if strict:
+        kept_skips = [s for i in sorted(records) for s in records[i]["skipped"]]
+        if kept_skips:
+            raise DegradeError(f"{kept_skips[0]['reason']} (--strict: stopping)")
     if kept_n:
         say(f"degrade: resuming: {kept_n} of {n_shards} shards already complete")
 
@@ -570,9 +628,7 @@ def build(
     bar = _progress_bar(frames_total, done_frames, progress)
     t_build = time.perf_counter()
     try:
-        for rec in _run_tasks(tasks, n_workers, bar):
-            rec["ids_digest"] = shard_plan[rec["index"]]["ids_digest"]
-            write_json_atomic(out_dir / PARTS_DIR / f"{rec['name']}.json", rec)
+        for rec in _run_tasks(tasks, n_workers, bar, backend=backend, scheduler=scheduler):
             records[rec["index"]] = rec
     finally:
         if bar is not None:
@@ -618,6 +674,7 @@ def build(
             "seconds": round(seconds, 3),
             "frames_per_second": round(new_frames / seconds, 1) if seconds > 0 and new_frames else None,
             "workers": n_workers,
+            "backend": backend,
             "shards_built": len(tasks),
             "shards_kept": kept_n,
         },
@@ -661,8 +718,15 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
                 dynamic_ncols=True, smoothing=0.1)
 
 
-def _run_tasks(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dict[str, Any]]:
+def _run_tasks(tasks: list[ShardTask], n_workers: int, bar: Any, *, backend: str = "loky",
+               scheduler: str | None = None) -> Iterable[dict[str, Any]]:
     if not tasks:
+        return
+    if backend == "dask":
+        yield from _run_dask(tasks, n_workers, bar, scheduler)
+        return
+    if backend == "ray":
+        yield from _run_ray(tasks, n_workers, bar, scheduler)
         return
     if n_workers == 1:
         q = _InlineProgress(bar)
@@ -705,6 +769,73 @@ def _run_tasks(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dic
         manager.shutdown()
 
 
+def _per_shard_progress(tasks: list[ShardTask], results: Iterable[dict[str, Any]], bar: Any,
+                        frames_per_sample: int) -> Iterable[dict[str, Any]]:
+    # Remote workers cannot reach a local queue: the bar moves one shard at a time.
+    for rec in results:
+        if bar is not None:
+            bar.update(rec["planned"] * frames_per_sample)
+        yield rec
+
+
+def _run_dask(tasks: list[ShardTask], n_workers: int, bar: Any, scheduler: str | None) -> Iterable[dict[str, Any]]:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise DegradeError("--backend dask needs dask.distributed: pip install 'degrade[cluster]'") from None
+    from joblib import Parallel, delayed, parallel_config
+
+    frames = Pipeline.from_dict(tasks[0].config["pipeline"]).steps + 1
+    cluster = None
+    if scheduler is None:
+        # A local cluster on this machine's loopback, one single-threaded process per worker.
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=30)
+        except OSError as exc:
+            raise DegradeError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    try:
+        with parallel_config(backend="dask"):
+            par = Parallel(n_jobs=-1, return_as="generator_unordered")
+            yield from _per_shard_progress(tasks, par(delayed(build_shard)(t) for t in tasks), bar, frames)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_ray(tasks: list[ShardTask], n_workers: int, bar: Any, scheduler: str | None) -> Iterable[dict[str, Any]]:
+    try:
+        import ray
+        from ray.util.joblib import register_ray
+    except ImportError:
+        raise DegradeError("--backend ray needs ray: pip install 'degrade[cluster]'") from None
+    from joblib import Parallel, delayed, parallel_config
+
+    frames = Pipeline.from_dict(tasks[0].config["pipeline"]).steps + 1
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if scheduler is None:
+            kwargs["num_cpus"] = n_workers
+        else:
+            kwargs["address"] = scheduler
+        ray.init(**kwargs)
+        started = True
+    register_ray()
+    try:
+        with parallel_config(backend="ray", n_jobs=n_workers if scheduler is None else -1):
+            # Ray's joblib backend returns a list only (no generators).
+            par = Parallel(return_as="list")
+            yield from _per_shard_progress(tasks, par(delayed(build_shard)(t) for t in tasks), bar, frames)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 class _InlineProgress:
     def __init__(self, bar: Any) -> None:
         self.bar = bar
@@ -727,7 +858,8 @@ def _summary(m: Mapping[str, Any], out: Path, seconds: float) -> str:
     splits = ", ".join(f"{k} {v}" for k, v in m["splits"].items())
     fps = m["timings"]["frames_per_second"]
     speed = f" ({fps:,.0f} frames/s)" if fps else ""
-    skipped = f"; {t['skipped']} inputs skipped (listed in manifest.json)" if t["skipped"] else ""
+    skipped = (f"; {t['skipped']} input{'s' if t['skipped'] != 1 else ''} skipped (listed in manifest.json)"
+               if t["skipped"] else "")
     return (
         f"degrade: built {t['samples']} samples × {m['steps'] + 1} frames "
         f"({t['frames_stored']} stored) in {t['shards']} {m['format']} shards, "

@@ -490,6 +490,10 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a build with another config in --out")
     p.add_argument("--strict", action="store_true", help="stop on the first unreadable input instead of skipping it")
     p.add_argument("--dry-run", action="store_true", help="print the plan and estimates; write nothing")
+    p.add_argument("--backend", choices=("loky", "dask", "ray"), default="loky",
+                   help="where shard tasks run: local processes (default), a Dask cluster or Ray")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler (tcp://host:8786) or Ray address; default: start a local one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -534,6 +538,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         strict=args.strict,
         dry_run=args.dry_run,
+        backend=args.backend,
+        scheduler=args.scheduler,
         progress=not args.quiet and sys.stderr.isatty(),
         command=" ".join(shlex.quote(a) for a in ["degrade", *sys.argv[1:]]) if sys.argv[1:2] == ["build"] else None,
         log=lambda s: _emit(s),
@@ -577,6 +583,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# -- degrade train ----------------------------------------------------------------------------
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade train``: one flag per field of :class:`degrade.train.TrainConfig`."""
+    from degrade.train import add_arguments  # torch-free: torch loads only when training starts
+
+    p = _command(
+        sub,
+        "train",
+        cmd_train,
+        help="train a reverse-step restoration model (UNet) on a built dataset",
+        description="Train a small UNet to predict x0 (--target x0) or x_{k-1} (--target prev)"
+        " from x_k.\nEvery TrainConfig field is a flag (--ema-decay 0.999 or --ema_decay=0.999);"
+        " needs the train extra (torch).\nDDP: torchrun --nproc_per_node N -m degrade.train ...",
+    )
+    add_arguments(p)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``degrade train``: build the config and call :func:`degrade.train.train`."""
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError:
+        raise DegradeError("degrade train needs torch: pip install 'degrade[train]'") from None
+    from degrade.train import config_from_args, train
+
+    train(config_from_args(args), log=lambda s: _emit(s, sys.stderr))
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------------
 
 #: The subcommands, in the order ``degrade -h`` lists them.
@@ -586,6 +623,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_build_parser,
     add_inspect_parser,
     add_verify_parser,
+    add_train_parser,
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,7 @@ def quantize(image: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> float(quantize(np.array([[[0.3]]], np.float32))[0, 0, 0]) == 77 / 255
+    >>> bool(quantize(np.array([[[0.3]]], np.float32))[0, 0, 0] == np.float32(77) / np.float32(255))
     True
     """
     return to_float(to_uint8(image))
@@ -170,12 +171,19 @@ def decode(
                     f"{name}: {w}×{h} pixels exceeds the limit of {max_pixels} (decompression bomb?)"
                 )
             img.seek(0)
+            rawmode = _rawmode(img)  # before load(), which clears the tile list
             img.load()
+            if img.mode in ("RGB", "RGBA") and ";16" in rawmode:
+                deep = _decode_deep_color(data, img, background)
+                if deep is not None:
+                    return deep
+            peak = _int_peak(img, rawmode) if img.mode == "I" else 65535.0
             img = ImageOps.exif_transpose(img)
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
                 arr = np.asarray(img, dtype=np.float64)
-                peak = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+                if mode == "I" and peak == 0.0:
+                    peak = 65535.0 if arr.max() > 255 else 255.0
                 arr = np.clip(arr / peak, 0.0, 1.0).astype(np.float32)
                 return np.ascontiguousarray(arr[:, :, None])
             if mode == "F":
@@ -198,9 +206,108 @@ def decode(
     except Image.DecompressionBombWarning as exc:
         raise DegradeError(f"{name}: decompression bomb ({exc})") from None
     except UnidentifiedImageError:
+        kind = _sniff(data)
+        if kind is not None:  # Pillow says "unidentified" for a broken header too
+            raise DegradeError(f"{name}: cannot decode (a corrupt {kind} file)") from None
         raise DegradeError(f"{name}: not an image file (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DegradeError(f"{name}: cannot decode ({exc})") from None
+    except MemoryError:
+        raise DegradeError(f"{name}: too large to decode in the memory available") from None
+    except Exception as exc:  # a hostile file may trip any error inside a decoder
+        raise DegradeError(f"{name}: cannot decode ({type(exc).__name__}: {exc})") from None
+
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The format a file's first bytes announce, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for sig, kind in _SIGNATURES if data.startswith(sig)), None)
+
+
+def _rawmode(img: Image.Image) -> str:
+    """The raw pixel layout of the first tile (``"RGB;16B"`` for a 48-bit PNG), or ``""``."""
+    try:
+        args = img.tile[0][-1] if img.tile else ""
+    except (IndexError, TypeError):
+        return ""
+    if isinstance(args, tuple):
+        args = args[0] if args else ""
+    return args if isinstance(args, str) else ""
+
+
+# EXIF orientation -> the array transform that displays the image upright (as
+# ImageOps.exif_transpose does for PIL images).
+_ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _decode_deep_color(
+    data: bytes, img: Image.Image, background: tuple[int, int, int]
+) -> np.ndarray | None:
+    """16-bit RGB(A): Pillow keeps only the high byte of each sample; OpenCV keeps all 16
+    bits, so the result is rounded like 16-bit grayscale instead of truncated. None when
+    OpenCV cannot read the file (the caller then uses Pillow's 8 bits)."""
+    import cv2
+
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    channels = len(img.mode)
+    if (
+        arr is None
+        or arr.dtype != np.uint16
+        or arr.ndim != 3
+        or arr.shape[2] != channels
+        or arr.shape[:2] != (img.size[1], img.size[0])
+    ):
+        return None
+    rgb = arr[:, :, [2, 1, 0]].astype(np.float64) / 65535.0  # OpenCV gives BGR(A)
+    if channels == 4:
+        alpha = arr[:, :, 3:4].astype(np.float64) / 65535.0
+        bg = np.asarray(background, np.float64) / 255.0
+        rgb = rgb * alpha + bg * (1.0 - alpha)
+    try:
+        orientation = int(img.getexif().get(0x0112, 1))
+    except Exception:  # unreadable EXIF: as Pillow does, keep the stored orientation
+        orientation = 1
+    rgb = _ORIENT.get(orientation, lambda a: a)(rgb)
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0).astype(np.float32))
+
+
+def _int_peak(img: Image.Image, rawmode: str) -> float:
+    """The full-scale value of a mode ``I`` image, from the file rather than its pixels (a
+    dark 16-bit image must not be scaled as if it were 8-bit); 0 when the file does not say."""
+    if "16" in rawmode or img.format in ("PNG", "PPM"):
+        return 65535.0  # Pillow widens PNM maxval > 255 to 16 bits
+    if img.format == "TIFF":
+        try:
+            bits = img.tag_v2.get(258)  # type: ignore[attr-defined]
+            bits = int(bits[0] if isinstance(bits, tuple) else bits)
+        except (TypeError, ValueError, IndexError, AttributeError):
+            return 0.0
+        if 1 <= bits <= 16:
+            return float(2**bits - 1)
+    return 0.0
 
 
 def load(path: str | os.PathLike[str], **kwargs: object) -> np.ndarray:

@@ -177,9 +177,15 @@ class Pipeline:
         T, the number of degraded frames after the clean one.
     mode : {"absolute", "chained", "choice"}
     schedule : str or sequence of float
-        ``linear``, ``cosine``, ``geometric``, or an explicit list t_1 … t_T.
+        ``linear``, ``cosine``, ``geometric``, an explicit list t_1 … t_T, or
+        ``calibrated[:psnr|:ssim]`` (computed here into an explicit list: degrade.calibrate).
     seed : int
         Seed of every random field.
+    monotone : bool
+        Per image, no step may be closer to the clean image than the step before (the
+        recipe records the adjusted params); on for calibrated schedules.
+    calibration : dict, optional
+        The record of a calibrated schedule (metric, sample keys, size, seed).
 
     Examples
     --------
@@ -197,6 +203,8 @@ class Pipeline:
         mode: str = "absolute",
         schedule: str | Sequence[float] = "linear",
         seed: int = 0,
+        monotone: bool = False,
+        calibration: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(ops, str):
             specs = parse_ops(ops)
@@ -208,6 +216,15 @@ class Pipeline:
             raise DegradeError(f"unknown mode '{mode}'; choose from {', '.join(MODES)}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise DegradeError(f"seed must be a non-negative integer, got {seed!r}")
+        if isinstance(schedule, str) and schedule.split(":")[0] == "calibrated":
+            # Resolved once, here, into an explicit t list (degrade.calibrate); recipes and
+            # manifests then carry that list, and per-image monotone adjustment is on.
+            from degrade.calibrate import calibrated_schedule
+
+            schedule, calibration = calibrated_schedule(specs, steps=steps, mode=mode, seed=int(seed), spec=schedule)
+            monotone = True
+        self.monotone = bool(monotone)
+        self.calibration: dict[str, Any] | None = dict(calibration) if calibration else None
         self.ops: list[OpSpec] = specs
         self.steps = steps
         self.mode = mode
@@ -267,6 +284,8 @@ class Pipeline:
             mode=d.get("mode", "absolute"),
             schedule=d.get("schedule", "linear"),
             seed=d.get("seed", 0),
+            monotone=d.get("monotone", False),
+            calibration=d.get("calibration"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -277,13 +296,18 @@ class Pipeline:
         >>> Pipeline.parse("blur", steps=2).to_dict()["mode"]
         'absolute'
         """
-        return {
+        out: dict[str, Any] = {
             "ops": [s.to_dict() for s in self.ops],
             "steps": self.steps,
             "mode": self.mode,
             "schedule": self.schedule if isinstance(self.schedule, str) else list(self.schedule),
             "seed": self.seed,
         }
+        if self.monotone:
+            out["monotone"] = True
+        if self.calibration:
+            out["calibration"] = copy.deepcopy(self.calibration)
+        return out
 
     def __repr__(self) -> str:
         return f"Pipeline({self.spec!r}, steps={self.steps}, mode={self.mode!r}, schedule={self.schedule!r}, seed={self.seed})"
@@ -368,7 +392,8 @@ class Pipeline:
                 "shape": [int(x) for x in shape],
                 "pipeline": self.to_dict(),
                 "schedule": {
-                    "name": self.schedule if isinstance(self.schedule, str) else "explicit",
+                    "name": self.schedule if isinstance(self.schedule, str) else (
+                        "calibrated" if self.calibration else "explicit"),
                     "t": list(self.ts),
                 },
                 "ops": [
@@ -418,7 +443,13 @@ class Pipeline:
             images[i] = [_fit_channels(img, clean.shape) for _, img in picks]
         if chosen:
             recipe["partners"] = chosen
-        frames, payloads = execute(clean, recipe, context=_partner_context(images))
+        if self.monotone:
+            # Per image, no step may undo damage: adjusts the recipe's params (degrade.calibrate).
+            from degrade.calibrate import monotone_execute
+
+            frames, payloads = monotone_execute(clean, recipe, context=_partner_context(images))
+        else:
+            frames, payloads = execute(clean, recipe, context=_partner_context(images))
         return SampleFrames(frames, payloads, recipe)
 
     def run(

@@ -61,8 +61,7 @@ def one_error_line(err: str) -> str:
 
 def shard_hashes(folder: Path) -> dict[str, str]:
     return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.glob("shard-*"))
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("shard-*"))
     }
 
 
@@ -88,7 +87,9 @@ def listing(folder: Path) -> dict[str, tuple[int, int, str]]:
         if p.is_file():
             st = p.stat()
             out[str(p.relative_to(folder))] = (
-                st.st_size, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()
+                st.st_size,
+                st.st_mtime_ns,
+                hashlib.sha256(p.read_bytes()).hexdigest(),
             )
     return out
 
@@ -336,7 +337,7 @@ def test_resume_keeps_good_shards_and_rebuilds_bad_ones(wds, wds_copy):
     assert m["timings"]["shards_kept"] == 1 and m["timings"]["shards_built"] == 2
     ref = manifest(wds)
     for x in (m, ref):
-        del x["timings"]
+        del x["timings"], x["command"]  # the command names --out
     assert m == ref
 
 
@@ -350,25 +351,55 @@ def test_resume_rebuilds_a_shard_with_a_flipped_byte(wds, wds_copy):
     assert shard_hashes(wds_copy) == shard_hashes(wds)
 
 
+def test_parquet_resume_rebuilds_missing_and_truncated_shards(parquet, tmp_path):
+    out = tmp_path / "data"
+    shutil.copytree(parquet, out)
+    (out / "shard-000001.parquet").unlink()
+    p0 = out / "shard-000000.parquet"
+    p0.write_bytes(p0.read_bytes()[:-100])
+    (out / ".shard-000002.parquet.tmp-4242").write_bytes(b"PAR1")
+    r = _api_build(out, format="parquet")
+    assert (r.kept_shards, r.built_shards) == (1, 2)
+    assert shard_hashes(out) == shard_hashes(parquet)
+    assert not list(out.glob(".*tmp-*"))
+
+
+def test_a_shard_without_its_record_is_rebuilt(wds, wds_copy):
+    # A shard renamed into place just before a kill, its record not yet written.
+    (wds_copy / ".parts" / "shard-000001.tar.json").unlink()
+    r = _api_build(wds_copy)
+    assert (r.kept_shards, r.built_shards) == (2, 1)
+    assert shard_hashes(wds_copy) == shard_hashes(wds)
+
+
 def test_rerun_of_a_finished_build_keeps_everything(wds, wds_copy):
     r = _api_build(wds_copy, workers=3)
     assert (r.kept_shards, r.built_shards) == (3, 0)
     assert shard_hashes(wds_copy) == shard_hashes(wds)
 
 
-def _kill_after_first_shard(cmd: list[str], out: Path) -> None:
+def _kill_when(cmd: list[str], path: Path) -> None:
+    """Start ``cmd`` and SIGKILL it (and its workers) as soon as ``path`` exists."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not (out / "shard-000000.tar").exists():
-            assert proc.poll() is None, "the build ended before its first shard appeared"
+        while not path.exists():
+            assert proc.poll() is None, "the build ended before it was killed"
             assert time.monotonic() < deadline
             time.sleep(0.005)
     finally:
-        # SIGKILL the whole group: the build and its worker processes, nothing cleans up.
+        # SIGKILL the whole group: the build and its worker processes; nothing cleans up.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    deadline = time.monotonic() + 10
+    while True:  # no orphaned worker may go on writing while the resumed build runs
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "processes of the killed build survive"
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -377,13 +408,11 @@ def test_kill_9_and_resume_equals_a_clean_build(tmp_path):
             "--shard-size", "10", "--workers", "2", "--quiet"]  # fmt: skip
     cmd = [sys.executable, "-m", "degrade", "build", *args]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
-    _kill_after_first_shard([*cmd, "--out", str(killed)], killed)
+    _kill_when([*cmd, "--out", str(killed)], killed / "shard-000000.tar")
     assert not (killed / "manifest.json").exists()
-    done = list(killed.glob("shard-*.tar"))
-    assert 1 <= len(done) < 24
+    assert 1 <= len(list(killed.glob("shard-*.tar"))) < 24
     resumed = subprocess.run([*cmd, "--out", str(killed)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stdout
     subprocess.run([*cmd, "--out", str(clean)], check=True, capture_output=True)
     assert len(shard_hashes(clean)) == 24
     assert shard_hashes(killed) == shard_hashes(clean)
@@ -395,20 +424,25 @@ def test_kill_9_and_resume_equals_a_clean_build(tmp_path):
 
 
 def test_kill_9_inline_build_and_resume(tmp_path, capsys):
-    # A quick kill -9 of a one-process build; the test above does it with workers.
-    args = ["--ops", "blur,jpeg", "--steps", "6", "--size", "16", "--limit", "200",
-            "--shard-size", "5", "--workers", "1", "--quiet"]  # fmt: skip
+    # Killed once shard 0 is recorded as finished, so the resumed build must keep it.
+    args = ["--ops", "blur,jpeg", "--steps", "6", "--size", "16", "--limit", "60",
+            "--shard-size", "3", "--workers", "1", "--quiet"]  # fmt: skip
     out = tmp_path / "killed"
-    _kill_after_first_shard([sys.executable, "-m", "degrade", "build", *args, "--out", str(out)], out)
+    cmd = [sys.executable, "-m", "degrade", "build", *args, "--out", str(out)]
+    _kill_when(cmd, out / ".parts" / "shard-000000.tar.json")
     assert not (out / "manifest.json").exists()
+    recorded = len(list((out / ".parts").glob("shard-*.json")))
+    assert 1 <= recorded < 20
     rc, stdout, err = run(capsys, "build", *args, "--out", out)
     assert rc == 0, err
-    assert "resuming" in stdout
+    assert f"resuming: {recorded} of 20 shards already complete" in stdout
+    assert manifest(out)["timings"]["shards_kept"] == recorded
     clean = tmp_path / "clean"
-    r = build(None, ops="blur,jpeg", steps=6, size=16, limit=200, shard_size=5, workers=1,
+    r = build(None, ops="blur,jpeg", steps=6, size=16, limit=60, shard_size=3, workers=1,
               out=clean, progress=False, log=lambda s: None)  # fmt: skip
-    assert r.built_shards == 40
+    assert r.built_shards == 20
     assert shard_hashes(out) == shard_hashes(clean)
+    assert not list(out.rglob(".*tmp-*"))
 
 
 # -- refusals -------------------------------------------------------------------------------
@@ -433,7 +467,9 @@ def test_another_config_is_refused_naming_the_difference(wds_copy, capsys):
     assert rc == 0, err
     m = manifest(wds_copy)
     assert m["steps"] == 5 and m["timings"]["shards_kept"] == 0
-    assert sorted(p.name for p in wds_copy.glob("shard-*")) == [f"shard-00000{i}.tar" for i in range(3)]
+    assert sorted(p.name for p in wds_copy.glob("shard-*")) == [
+        f"shard-00000{i}.tar" for i in range(3)
+    ]
 
 
 def test_a_folder_that_is_not_a_build_is_refused(tmp_path, capsys):
@@ -541,7 +577,9 @@ def test_verify_errors(tmp_path, capsys):
 
 def _png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
@@ -557,6 +595,12 @@ def mixed(tmp_path: Path) -> Path:
             root / "dogs" / "d.bmp"]  # fmt: skip
     for p in good:
         Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(p)
+    # What users really have is normalised, not skipped: grey, RGBA, palette.
+    Image.fromarray(rng.integers(0, 256, (30, 20), dtype=np.uint8)).save(root / "dogs" / "e.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 4), dtype=np.uint8)).save(root / "cats" / "f.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).convert("P").save(
+        root / "cats" / "g.gif"
+    )
     png = encode_png(rng.random((40, 40, 3), dtype=np.float32))
     (root / "cats" / "trunc.png").write_bytes(png[: len(png) // 2])
     (root / "empty.png").write_bytes(b"")
@@ -572,7 +616,7 @@ def test_mixed_folder_records_the_skips(mixed, tmp_path, capsys):
     assert rc == 0, err
     assert "4 inputs skipped" in stdout
     m = manifest(out)
-    assert m["samples"] == 4 and m["totals"]["inputs"] == 8
+    assert m["samples"] == 7 and m["totals"]["inputs"] == 11
     assert m["samples"] + len(m["skipped"]) == m["totals"]["inputs"]
     reasons = {s["source"]: s["reason"] for s in m["skipped"]}
     assert set(reasons) == {"cats/trunc.png", "dogs/huge.png", "empty.png", "notes.png"}
@@ -581,10 +625,13 @@ def test_mixed_folder_records_the_skips(mixed, tmp_path, capsys):
     assert "pixels" in reasons["dogs/huge.png"]
     recs = records(out)
     assert sorted((r["recipe"]["source"]["id"], r["label"]) for r in recs) == [
-        ("cats/a.png", "cats"), ("cats/b.jpg", "cats"), ("dogs/c.png", "dogs"),
-        ("dogs/d.bmp", "dogs"),
+        ("cats/a.png", "cats"), ("cats/b.jpg", "cats"), ("cats/f.png", "cats"),
+        ("cats/g.gif", "cats"), ("dogs/c.png", "dogs"), ("dogs/d.bmp", "dogs"),
+        ("dogs/e.png", "dogs"),
     ]  # fmt: skip
-    assert sum(s["samples"] for s in m["shards"]) == 4
+    assert all(decode(r["clean"]).shape[:2] == (16, 16) for r in recs)
+    assert sum(s["samples"] for s in m["shards"]) == 7
+    assert [s["samples"] for s in m["shards"]] == [3, 2, 2, 0]  # planned 3 each; skips drop out
     rc, out_text, _ = run(capsys, "inspect", out, "--sheet", tmp_path / "sheet.png")
     assert rc == 0 and "skipped inputs: 4" in out_text
 
@@ -597,6 +644,27 @@ def test_strict_turns_a_skip_into_exit_2(mixed, tmp_path, capsys):
     assert "cats/trunc.png" in line and "--strict" in line
     assert not (tmp_path / "out" / "manifest.json").exists()
     assert not list((tmp_path / "out").glob("shard-*"))
+    # Without --strict the same folder resumes (strict is no config difference) and skips.
+    common = ["build", "--input", mixed, "--ops", "blur", "--steps", "2", "--size", "16",
+              "--quiet", "--out", tmp_path / "out"]  # fmt: skip
+    rc, _, err = run(capsys, *common)
+    assert rc == 0, err
+    assert len(manifest(tmp_path / "out")["skipped"]) == 4
+    # ... and --strict on a finished build with skips still refuses to call it clean.
+    rc, _, err = run(capsys, *common, "--strict")
+    assert rc == 2 and "--strict" in one_error_line(err)
+
+
+def test_strict_with_workers_is_one_line(mixed, tmp_path, capsys):
+    rc, _, err = run(capsys, "build", "--input", mixed, "--ops", "blur", "--steps", "2",
+                     "--size", "16", "--shard-size", "2", "--workers", "2", "--quiet",
+                     "--strict", "--out", tmp_path / "out")  # fmt: skip
+    assert rc == 2
+    line = one_error_line(err)
+    assert "--strict" in line and any(
+        n in line for n in ("cats/trunc.png", "dogs/huge.png", "empty.png", "notes.png")
+    )
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 # -- splits -------------------------------------------------------------------------------------
@@ -670,7 +738,7 @@ def test_split_order_is_part_of_the_config(tmp_path, capsys):
               "--quiet", "--workers", "1", "--out", out]  # fmt: skip
     assert run(capsys, *common, "--split", "a=0.5,b=0.5")[0] == 0
     rc, _, err = run(capsys, *common, "--split", "b=0.5,a=0.5")
-    assert rc == 2 and "split" in one_error_line(err)
+    assert rc == 2 and 'split_order: ["a", "b"] -> ["b", "a"]' in one_error_line(err)
 
 
 # -- keep -------------------------------------------------------------------------------------------
@@ -805,7 +873,11 @@ def test_inspect_prints_the_op_table_and_writes_the_sheet(wds, tmp_path, capsys)
     assert "webdataset dataset" in lines[0]
     assert f"samples {LIMIT} in 3 shards" in out
     table = [line.split() for line in lines if line.strip().startswith(("blur ", "jpeg "))]
-    assert [row[:2] for row in table] == [["blur", "sigma"], ["blur", "kernel"], ["jpeg", "quality"]]
+    assert [row[:2] for row in table] == [
+        ["blur", "sigma"],
+        ["blur", "kernel"],
+        ["jpeg", "quality"],
+    ]
     assert lines[-1].strip() == f"contact sheet: {sheet}"
     with Image.open(sheet) as im:
         assert im.format == "PNG"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-FAMILIES = ("blur", "noise", "compression", "sampling", "color", "mixing")
+FAMILIES = ("blur", "noise", "compression", "sampling", "color", "mixing", "learned", "albu", "weather", "realistic")
 
 for _family in FAMILIES:
     try:

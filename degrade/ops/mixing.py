@@ -18,7 +18,8 @@ reproduces the reference's cumulative product of masks exactly (up to 8-bit stor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -314,7 +315,7 @@ class MaskField:
     stroke_widths: np.ndarray
     stroke_tau: np.ndarray
     tiles: np.ndarray
-    _cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _cache: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict, repr=False)
 
     @classmethod
     def draw(cls, rng: np.random.Generator, shape: tuple[int, ...]) -> MaskField:
