@@ -9,7 +9,7 @@ out of the encoder (no encode cost). Every lossless codec is checked to give bac
 pixels. Rounds are interleaved and medians reported; one thread (``cv2.setNumThreads(1)``);
 times are CPU time of the process, so other load on a shared machine matters less.
 
-    python benchmarks/bench_codecs.py           # full (~3-5 min on 2 cores)
+    python benchmarks/bench_codecs.py           # full (~3 min on 2 quiet cores)
     python benchmarks/bench_codecs.py --quick   # ~30 s smoke run
 """
 
@@ -116,8 +116,10 @@ def codecs() -> list[Codec]:
     return out
 
 
-def frame_sets(n_photos: int, n_seqs: int) -> dict[str, tuple[list[np.ndarray], list[bytes]]]:
-    """{"set name": (uint8 RGB frames, the jpg bytes of each frame or [])}."""
+def frame_sets(n_photos: int, n_seqs: int, stride: int
+               ) -> dict[str, tuple[list[np.ndarray], list[bytes]]]:
+    """{"set name": (uint8 RGB frames, the jpg bytes of each frame or [])}; every
+    ``stride``-th step of each sequence."""
     from degrade.pipeline import Pipeline
 
     photos = pool_images(max(n_photos, n_seqs), 256)
@@ -127,11 +129,12 @@ def frame_sets(n_photos: int, n_seqs: int) -> dict[str, tuple[list[np.ndarray], 
     jpgs: list[bytes] = []
     for item, img in photos[:n_seqs]:
         seq = pipe.run_encoded(img, item.key)
-        for f, p in zip(seq.frames[1:], seq.payloads[1:]):
+        for f, p in list(zip(seq.frames[1:], seq.payloads[1:]))[::stride]:
             frames.append(f)
             jpgs.append(p[1])
+    steps = "1-50" if stride == 1 else f"1, {1 + stride}, … ≤ 50"
     return {"256 px photo crops (clean frames)": (clean, []),
-            "blur,jpeg sequence frames, 256 px (steps 1-50)": (frames, jpgs)}
+            f"blur,jpeg sequence frames, 256 px (steps {steps})": (frames, jpgs)}
 
 
 def bench(frames: list[np.ndarray], jpgs: list[bytes], cs: list[Codec], rounds: int
@@ -179,12 +182,13 @@ def bench(frames: list[np.ndarray], jpgs: list[bytes], cs: list[Codec], rounds: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="~30 s smoke run")
-    ap.add_argument("--photos", type=int, default=32)
-    ap.add_argument("--sequences", type=int, default=6)
+    ap.add_argument("--photos", type=int, default=24)
+    ap.add_argument("--sequences", type=int, default=4)
+    ap.add_argument("--stride", type=int, default=2, help="keep every N-th step of a sequence")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     if a.quick:
-        a.photos, a.sequences, a.rounds = 6, 1, 1
+        a.photos, a.sequences, a.stride, a.rounds = 6, 1, 2, 1
     import cv2
 
     cv2.setNumThreads(1)
@@ -192,7 +196,7 @@ def main() -> None:
     cs = codecs()
     headers = ["codec", "KiB/frame", "× PNG L1 PIL", "encode ms", "decode ms", "enc+dec ms",
                "lossless", "PIL reads", "wds stock"]
-    for label, (frames, jpgs) in frame_sets(a.photos, a.sequences).items():
+    for label, (frames, jpgs) in frame_sets(a.photos, a.sequences, a.stride).items():
         print(f"\n## {label}: {len(frames)} frames, {a.rounds} rounds (medians)")
         rows = bench(frames, jpgs, cs, a.rounds)
         print(table(rows, headers), flush=True)

@@ -4,7 +4,8 @@ Each command is two small functions: ``add_<name>_parser(sub)`` declares its arg
 ``cmd_<name>(args) -> int`` calls the library and prints. To add a command, write both and
 list the first in :data:`COMMANDS`.
 
-Errors: a user error (:class:`degrade.DegradeError`, a bad argument) prints one line
+Errors: a user error (:class:`degrade.DegradeError`, a bad argument) or a refusal of the
+system (an :class:`OSError`: a full disk, a read-only folder) prints one line
 ``degrade: error: <message>`` on stderr and exits with 2; ``--debug`` (before or after the
 command) adds the traceback. Ctrl-C exits with 130; an unexpected exception prints one line
 ``degrade: internal error: ...`` and exits with 1.
@@ -70,6 +71,17 @@ def _one_line(text: object) -> str:
 
 def _error(message: str) -> None:
     _emit(f"{PROG}: error: {_one_line(message)}", sys.stderr)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """``"<file>: No space left on device"`` from an OSError (its errno name when it has no text)."""
+    import errno as _errno
+
+    what = exc.strerror or (str(exc) if str(exc) else None)
+    if what is None and exc.errno is not None:
+        what = _errno.errorcode.get(exc.errno, f"errno {exc.errno}")
+    what = what or type(exc).__name__
+    return f"{exc.filename}: {what}" if exc.filename else what
 
 
 # -- argument parsing -------------------------------------------------------------------------
@@ -371,12 +383,14 @@ def add_preview_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--ops",
-        required=True,
         metavar="SPEC",
         help="ops separated by commas, options as name:key=value (e.g. blur:sigma=4,jpeg)",
     )
     p.add_argument(
-        "--steps", type=int, default=8, metavar="T", help="number of steps T (default 8)"
+        "--pipeline", metavar="PRESET", help="a preset name or YAML file (flags override it)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, metavar="T", help="number of steps T (default 8)"
     )
     p.add_argument(
         "--input",
@@ -396,15 +410,15 @@ def add_preview_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PX",
         help="side of each image: short side resized, centre-cropped (default 128)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the random fields (default 0)")
     p.add_argument(
-        "--mode", choices=MODES, default="absolute", help="sequence mode (default absolute)"
+        "--mode", choices=MODES, default=None, help="sequence mode (default absolute)"
     )
     p.add_argument(
         "--schedule",
-        choices=SCHEDULES,
-        default="linear",
-        help="step k → severity t (default linear)",
+        type=_schedule_arg,
+        default=None,
+        help=f"step k → severity t: {', '.join(SCHEDULES)} or calibrated[:ssim] (default linear)",
     )
     p.add_argument(
         "--columns",
@@ -421,8 +435,34 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
     from degrade.preview import SAMPLE_IMAGES, preview, preview_columns
 
+    if args.pipeline is not None:
+        from degrade.presets import pipeline_from_preset
+
+        pipe, _ = pipeline_from_preset(
+            args.pipeline, ops=args.ops, steps=args.steps, mode=args.mode,
+            schedule=_calibrated_at(args.schedule, args.size), seed=args.seed,
+        )
+        what: Any = pipe
+        label = f"preset {args.pipeline}" + (f" with --ops {args.ops}" if args.ops else "")
+        args.ops, args.steps, args.mode, args.seed = label, pipe.steps, pipe.mode, pipe.seed
+        args.schedule = pipe.schedule if isinstance(pipe.schedule, str) else (
+            "calibrated" if pipe.calibration else "explicit")
+    elif args.ops is None:
+        raise DegradeError("give --ops (e.g. --ops blur,jpeg) or --pipeline PRESET")
+    else:
+        args.steps = 8 if args.steps is None else args.steps
+        args.mode = args.mode or "absolute"
+        args.seed = 0 if args.seed is None else args.seed
+        args.schedule = args.schedule or "linear"
+        what = args.ops
+        if args.schedule.startswith("calibrated"):
+            from degrade.pipeline import Pipeline
+
+            what = Pipeline.parse(args.ops, steps=args.steps, mode=args.mode,
+                                  schedule=_calibrated_at(args.schedule, args.size), seed=args.seed)
+            args.schedule = "calibrated"
     path = preview(
-        args.ops,
+        what,
         args.steps,
         inputs=args.inputs,
         size=args.size,
@@ -449,6 +489,30 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 # -- degrade build / inspect / verify ---------------------------------------------------------
+
+
+def _schedule_arg(text: str) -> str:
+    """``--schedule``: a schedule name or ``calibrated[:psnr|:ssim][:samples=N][:size=PX]``."""
+    if text in SCHEDULES:
+        return text
+    if text.split(":")[0] == "calibrated":
+        from degrade.calibrate import parse_calibrated
+
+        try:
+            parse_calibrated(text)
+        except DegradeError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown schedule '{text}'; choose from {', '.join(SCHEDULES)}, calibrated[:ssim]"
+    )
+
+
+def _calibrated_at(schedule: str | None, size: int | None) -> str | None:
+    """Calibrate on images of the size the frames will have, unless the schedule says."""
+    if schedule is None or not schedule.startswith("calibrated") or "size=" in schedule or not size:
+        return schedule
+    return f"{schedule}:size={int(size)}"
 
 
 def _positive_or_zero(text: str) -> int:
@@ -479,13 +543,15 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=_positive_or_zero, default=None, metavar="S",
                    help="resize short side and centre-crop to S×S; 0 keeps originals (default 256; 64 for the sample pool)")
     p.add_argument("--limit", type=_positive_or_zero, default=None, metavar="N", help="the first N sources in sorted order")
-    p.add_argument("--seed", type=_positive_or_zero, default=0, help="seed of fields, splits and draws (default 0)")
+    p.add_argument("--seed", type=_positive_or_zero, default=None,
+                   help="seed of fields, splits and draws (default 0, or the preset's)")
     p.add_argument("--workers", type=_positive_or_zero, default=None, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--shard-size", type=_positive_or_zero, default=256, metavar="N", help="samples per shard (default 256)")
     p.add_argument("--keep", default="all", metavar="SPEC", help="stored steps: all, every:K, pairs:N or none (default all)")
     p.add_argument("--codec", default="auto", metavar="C", help="auto (jpeg steps as JPEG bytes, else PNG) or png")
     p.add_argument("--mode", choices=MODES, default=None, help="absolute (default), chained or choice")
-    p.add_argument("--schedule", default=None, help="linear (default), cosine or geometric")
+    p.add_argument("--schedule", type=_schedule_arg, default=None,
+                   help="linear (default), cosine, geometric, or calibrated[:ssim] (equal metric drops per step)")
     p.add_argument("--split", default=None, metavar="SPEC", help="e.g. train=0.9,val=0.05,test=0.05 (the default)")
     p.add_argument("--overwrite", action="store_true", help="replace a build with another config in --out")
     p.add_argument("--strict", action="store_true", help="stop on the first unreadable input instead of skipping it")
@@ -511,9 +577,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         except ModuleNotFoundError:
             raise DegradeError("--pipeline: presets are not available in this version; use --ops and --steps") from None
 
+        from degrade.presets import load_preset
+
+        preset = load_preset(args.pipeline)
+        size = args.size if args.size is not None else preset.size
+        schedule = args.schedule if args.schedule is not None else (
+            preset.schedule if isinstance(preset.schedule, str) else None)
         pipe, defaults = pipeline_from_preset(
             args.pipeline, ops=args.ops, steps=args.steps, mode=args.mode,
-            schedule=args.schedule, seed=args.seed,
+            schedule=_calibrated_at(schedule, size), seed=args.seed,
         )
         kwargs = {"pipeline": pipe, "size": args.size if args.size is not None else defaults.get("size")}
     elif external:
@@ -523,13 +595,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise DegradeError("give --ops and --steps (e.g. --ops blur,jpeg --steps 50) or --pipeline PRESET")
     else:
         kwargs.update(ops=args.ops, steps=args.steps, mode=args.mode or "absolute",
-                      schedule=args.schedule or "linear")
+                      schedule=_calibrated_at(args.schedule, args.size) or "linear")
     build(
         args.inputs,
         out=args.out,
         format=args.format,
         limit=args.limit,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
         workers=args.workers,
         shard_size=args.shard_size,
         keep=args.keep,
@@ -614,6 +686,174 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- degrade presets / calibrate -------------------------------------------------------------
+
+
+def add_presets_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade presets [NAME] [--json]``."""
+    p = _command(
+        sub,
+        "presets",
+        cmd_presets,
+        help="list the bundled pipeline presets, or show one in detail",
+        description="List the YAML presets shipped with degrade (pipelines/: Cold Diffusion,"
+        " ImageNet-C, heat dissipation, Real-ESRGAN, a seed catalog), or show one: its source,"
+        " its differences from it, and each step's parameters.\nUse one with"
+        " `degrade build --pipeline NAME` or `degrade preview --pipeline NAME`.",
+    )
+    p.add_argument("name", nargs="?", help="a preset name (imagenet-c/pixelate) or a YAML file")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+
+def _preset_detail(name: str) -> tuple[str, dict[str, Any]]:
+    from degrade.presets import load_preset
+
+    preset = load_preset(name)
+    pipe = preset.pipeline()
+    info = preset.summary()
+    info["differences"] = preset.differences
+    info["spec"] = pipe.spec
+    plan = pipe.plan("preview")
+    info["steps_params"] = [
+        {"k": st["k"], "t": st["t"], "ops": [{"op": e["op"], "params": e["params"]} for e in st["ops"]]}
+        for st in plan
+    ]
+    lines = [f"{preset.name} — {preset.description}", "", f"  file       {preset.path}"]
+    lines.append(f"  steps      {pipe.steps}   mode {pipe.mode}   schedule "
+                 f"{pipe.schedule if isinstance(pipe.schedule, str) else 'explicit'}   seed {pipe.seed}"
+                 + (f"   size {preset.size}" if preset.size is not None else ""))
+    for k, v in preset.source.items():
+        lines += textwrap.wrap(v, 96, initial_indent=f"  {k:<10} ", subsequent_indent=" " * 13)
+    if preset.differences:
+        lines += ["", "differences from the source"]
+        lines += ["  " + ln for ln in preset.differences.splitlines()]
+    lines += ["", "steps (each op's parameters)"]
+    shown = plan if len(plan) <= 12 else [*plan[:5], None, *plan[-5:]]
+    for st in shown:
+        if st is None:
+            lines.append(f"  … {len(plan) - 10} more steps …")
+            continue
+        ops = "; ".join(
+            f"{e['op']} " + ", ".join(f"{n}={_num(v) if not isinstance(v, float) else f'{v:.6g}'}"
+                                      for n, v in e["params"].items())
+            for e in st["ops"]
+        )
+        lines.append(f"  k={st['k']:<3} t={st['t']:.4f}  {ops}")
+    if pipe.mode == "choice":
+        lines.append("  (choice mode: each sample draws one op per step; shown: sample 'preview')")
+    lines += ["", "use", f"  degrade preview --pipeline {preset.name}",
+              f"  degrade build --pipeline {preset.name} --out DIR"]
+    return "\n".join(lines), _jsonable(info)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """``degrade presets [NAME] [--json]``: the preset table, or one preset in detail."""
+    from degrade.presets import scan_presets
+
+    if args.name:
+        text, info = _preset_detail(args.name)
+        _emit(json.dumps(info, indent=2, ensure_ascii=False) if args.json else text)
+        return 0
+    presets, errors = scan_presets()
+    if args.json:
+        out = [_jsonable(p.summary()) for p in presets]
+        out += [{"path": path, "error": err} for path, err in errors]
+        _emit(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    width = max(shutil.get_terminal_size((120, 24)).columns, 80)
+    rows = [(p.name, str(p.steps), p.mode, ",".join(dict.fromkeys(p.summary()["ops"])), p.description)
+            for p in presets]
+    heads = ("NAME", "T", "MODE", "OPS")
+    w = [max(len(heads[i]), *(len(r[i]) for r in rows)) if rows else len(heads[i]) for i in range(4)]
+    w[3] = min(w[3], 28)
+    lines = ["  ".join(h.ljust(x) for h, x in zip(heads, w, strict=True)) + "  DESCRIPTION"]
+    desc_w = max(24, width - sum(w) - 8)
+    for r in rows:
+        ops = r[3] if len(r[3]) <= w[3] else r[3][: w[3] - 1] + "…"
+        desc = r[4] if len(r[4]) <= desc_w else r[4][: desc_w - 1] + "…"
+        lines.append("  ".join([r[0].ljust(w[0]), r[1].rjust(w[1]), r[2].ljust(w[2]), ops.ljust(w[3]), desc]).rstrip())
+    _emit("\n".join(lines))
+    for _path, err in errors:
+        _emit(f"unusable preset: {err}", sys.stderr)
+    _emit(f"\n{len(presets)} presets; `degrade presets NAME` shows one, "
+          "`degrade build --pipeline NAME` builds it.")
+    return 0
+
+
+def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade calibrate``."""
+    p = _command(
+        sub,
+        "calibrate",
+        cmd_calibrate,
+        help="compute a calibrated schedule: equal mean PSNR (or SSIM) drops per step",
+        description="Choose t_1 … t_T so that the mean metric over a calibration sample (crops of"
+        " the built-in sample pool) falls in equal steps, and print the table (k, t_k, params,"
+        " mean metric) beside the linear schedule's.\nWrites a plot of metric vs step for both."
+        " `--schedule calibrated` in build and preview does the same.",
+    )
+    p.add_argument("--ops", metavar="SPEC", help="ops separated by commas, e.g. blur,jpeg")
+    p.add_argument("--pipeline", metavar="PRESET", help="take ops, steps and mode from a preset")
+    p.add_argument("--steps", type=_positive_or_zero, default=None, metavar="T", help="number of steps T")
+    p.add_argument("--mode", choices=MODES, default=None, help="absolute (default), chained or choice")
+    p.add_argument("--metric", choices=("psnr", "ssim"), default="psnr", help="psnr (default) or ssim")
+    p.add_argument("--samples", type=_positive_or_zero, default=16, metavar="N",
+                   help="calibration images from the sample pool (default 16)")
+    p.add_argument("--size", type=_positive_or_zero, default=64, metavar="PX",
+                   help="their side in px: the size the frames will have (default 64)")
+    p.add_argument("--seed", type=_positive_or_zero, default=None, help="seed of the sample and the fields (default 0)")
+    p.add_argument("--plot", default="calibration.png", metavar="PNG",
+                   help="where to write the plot (default calibration.png; '' for none)")
+    p.add_argument("--json", action="store_true", help="print the calibration as JSON")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """``degrade calibrate``: print the calibrated schedule's table and write its plot."""
+    from degrade.calibrate import calibrate, plot_calibration
+
+    if args.pipeline is not None:
+        from degrade.presets import load_preset
+
+        preset = load_preset(args.pipeline)
+        ops: Any = args.ops if args.ops is not None else preset.ops
+        steps = args.steps if args.steps is not None else preset.steps
+        mode = args.mode or preset.mode
+        seed = args.seed if args.seed is not None else preset.seed
+    elif args.ops is None or args.steps is None:
+        raise DegradeError("give --ops and --steps (e.g. --ops blur,jpeg --steps 20) or --pipeline PRESET")
+    else:
+        ops, steps, mode, seed = args.ops, args.steps, args.mode or "absolute", args.seed or 0
+    if args.samples < 1 or args.size < 8:
+        raise DegradeError("--samples must be ≥ 1 and --size ≥ 8")
+    cal = calibrate(ops, steps, mode=mode, metric=args.metric, samples=args.samples,
+                    size=args.size, seed=seed)
+    plot = None
+    if args.plot:
+        if not str(args.plot).lower().endswith(".png"):
+            raise DegradeError(f"--plot must be a .png file, got '{args.plot}'")
+        plot = plot_calibration(cal, args.plot)
+    if args.json:
+        rec = {**cal.record(), "ts": cal.ts, "targets": cal.targets, "raw_ts": cal.raw_ts,
+               "raw_means": cal.raw_means, "params": cal.params, "repeats": cal.repeats,
+               "plot": str(plot) if plot else None}
+        _emit(json.dumps(_jsonable(rec), indent=2, ensure_ascii=False))
+        return 0
+    _emit(cal.table())
+    drops = [cal.means[k - 1] - cal.means[k] for k in range(1, len(cal.means))]
+    unit = " dB" if cal.metric == "psnr" else ""
+    _emit(
+        f"\n{len(cal.keys)} calibration images ({cal.size} px, seed {cal.seed}), {mode} mode:"
+        f" mean drop per step {np.mean(drops):.3f}{unit} (min {min(drops):.3f}, max {max(drops):.3f})"
+        + (f"; {cal.repeats} step(s) could not drop further" if cal.repeats else "")
+    )
+    if plot:
+        _emit(f"plot: {plot}")
+    _emit("use it: --schedule calibrated" + ("" if args.metric == "psnr" else ":ssim")
+          + (f":samples={args.samples}" if args.samples != 16 else "")
+          + (f":size={args.size}" if args.size != 64 else ""))
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------------
 
 #: The subcommands, in the order ``degrade -h`` lists them.
@@ -624,6 +864,8 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_inspect_parser,
     add_verify_parser,
     add_train_parser,
+    add_presets_parser,
+    add_calibrate_parser,
 )
 
 
@@ -660,7 +902,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on a user error, 1 on an internal error, 130 on Ctrl-C.
+        0 on success, 2 on a user error or a system refusal (disk full, ...), 1 on an
+        internal error, 130 on Ctrl-C.
 
     Examples
     --------
@@ -690,6 +933,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`degrade ops | head`): stop quietly, like other Unix tools.
         return 141
+    except OSError as exc:
+        # The system refused (a full disk, a read-only or vanished folder, a lost network
+        # mount): not a bug in degrade, so one line naming the file, exit 2 like a user error.
+        if debug:
+            traceback.print_exc()
+        _error(_os_error_message(exc))
+        return 2
     except Exception as exc:
         if debug:
             traceback.print_exc()

@@ -59,6 +59,7 @@ __all__ = [
     "load_preset",
     "pipeline_from_preset",
     "preset_root",
+    "scan_presets",
 ]
 
 #: Keys a preset file may have; the first four are required.
@@ -232,16 +233,38 @@ def _name_of(path: Path, root: Path) -> str:
     return rel.with_suffix("").as_posix()
 
 
+def scan_presets() -> tuple[list[Preset], list[tuple[str, str]]]:
+    """Read every bundled preset: (the usable ones sorted by name, (path, error) for the rest).
+
+    A preset can be unusable in an installation that lacks one of its ops (a plugin's, or
+    an op of a newer degrade).
+
+    Examples
+    --------
+    >>> presets, errors = scan_presets()
+    >>> len(presets) > 30
+    True
+    """
+    root = preset_root()
+    good: list[Preset] = []
+    bad: list[tuple[str, str]] = []
+    for path in _preset_files(root):
+        try:
+            good.append(_read(path, _name_of(path, root)))
+        except DegradeError as exc:
+            bad.append((str(path), str(exc)))
+    return good, bad
+
+
 def list_presets() -> list[Preset]:
-    """Return every bundled preset, sorted by name.
+    """Return every usable bundled preset, sorted by name (see :func:`scan_presets`).
 
     Examples
     --------
     >>> "imagenet-c/pixelate" in [p.name for p in list_presets()]
     True
     """
-    root = preset_root()
-    return [_read(p, _name_of(p, root)) for p in _preset_files(root)]
+    return scan_presets()[0]
 
 
 def find_preset(name_or_path: str | os.PathLike[str]) -> tuple[Path, str]:

@@ -302,7 +302,7 @@ def _fmt_t(t: float) -> str:
 
 
 def preview(
-    ops: str,
+    ops: str | Pipeline,
     steps: int,
     *,
     inputs: Sequence[str | os.PathLike[str]] | None = None,
@@ -321,8 +321,10 @@ def preview(
 
     Parameters
     ----------
-    ops : str
-        Pipeline in the ``--ops`` syntax (``"blur,jpeg:quality=10..5"``).
+    ops : str or Pipeline
+        Pipeline in the ``--ops`` syntax (``"blur,jpeg:quality=10..5"``), or a built
+        :class:`~degrade.pipeline.Pipeline` (a preset's), whose steps, mode, schedule and
+        seed then replace the arguments below.
     steps : int
         T, the number of degraded steps.
     inputs : sequence of path, optional
@@ -360,7 +362,13 @@ def preview(
     out_path = Path(out)
     if out_path.suffix.lower() != ".png":
         raise DegradeError(f"--out must be a .png file, got '{out_path}'")
-    pipeline = Pipeline.parse(ops, steps=steps, mode=mode, schedule=schedule, seed=seed)
+    if isinstance(ops, Pipeline):
+        pipeline = ops
+        steps, mode, seed = pipeline.steps, pipeline.mode, pipeline.seed
+        schedule = pipeline.schedule if isinstance(pipeline.schedule, str) else (
+            "calibrated" if pipeline.calibration else "explicit")
+    else:
+        pipeline = Pipeline.parse(ops, steps=steps, mode=mode, schedule=schedule, seed=seed)
     columns = preview_columns(steps, max_columns)
     for spec in pipeline.ops:
         missing = set(get_op(spec.op).needs) - {"partners"}
@@ -390,13 +398,18 @@ def preview(
             "partners": partners[: max(op.partners, 1)]
         }
         recipe = pipeline.recipe(key, clean.shape)
-        if mode == "absolute":
+        if mode == "absolute" and not pipeline.monotone:
             # Absolute steps are independent: compute only the columns shown.
             recipe["steps"] = [s for s in recipe["steps"] if s["k"] in columns]
             frames, _ = execute(clean, recipe, context=context)
             rows.append(frames)
         else:
-            frames, _ = execute(clean, recipe, context=context)
+            if pipeline.monotone:  # per-image adjustment needs every step (degrade.calibrate)
+                from degrade.calibrate import monotone_execute
+
+                frames, _ = monotone_execute(clean, recipe, context=context)
+            else:
+                frames, _ = execute(clean, recipe, context=context)
             rows.append([frames[k] for k in columns])
 
     col_labels = [f"k={k}\nt={_fmt_t(pipeline.ts[k])}" for k in columns]

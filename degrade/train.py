@@ -49,8 +49,11 @@ Resuming
 
 Logs
     A tqdm bar (rank 0) with loss and examples/s, and ``RUN/log.jsonl``: one line per
-    ``log_every`` steps with ``step``, ``loss`` (mean over ranks), ``lr``,
-    ``examples_per_s`` (all ranks), ``elapsed_s``.
+    ``log_every`` steps with ``step``, ``loss`` (mean over ranks), ``input_loss`` (the
+    loss of the identity — the degraded input taken as the answer — on the same batch: the
+    yardstick, since the loss's scale changes with the drawn steps; the untrained network
+    is the identity, so the two start equal), ``lr``, ``examples_per_s`` (all ranks),
+    ``elapsed_s``.
 
 Randomness
     The model is initialised from a local generator seeded by ``seed``; the data draws come
@@ -470,7 +473,7 @@ def train(cfg: TrainConfig, *, log: Any = None) -> dict[str, Any]:
                     "step": step,
                     "config": asdict(cfg),
                     "degrade_version": __version__,
-                    "torch_version": torch.__version__,
+                    "torch_version": str(torch.__version__),
                     "manifest_sha256": dataset.manifest_sha256,
                     "channels": channels,
                 },
@@ -515,16 +518,20 @@ def train(cfg: TrainConfig, *, log: Any = None) -> dict[str, Any]:
                 batch = next(batches)  # the workers are already decoding the ones after it
 
             if step % cfg.log_every == 0 or step == stop:
-                value = loss.detach().float()
+                # The loss of the identity (the degraded input as its own answer) on the same
+                # batch: the yardstick for a loss whose scale changes with the drawn steps.
+                with torch.no_grad():
+                    base = F.l1_loss(x.float(), y) if cfg.loss == "l1" else F.mse_loss(x.float(), y)
+                values = torch.stack([loss.detach().float(), base.float()]).cpu()
                 if ddp:
-                    dist.all_reduce(value)
-                    value /= world
-                loss_value = float(value)
+                    dist.all_reduce(values)
+                    values /= world
+                loss_value, input_loss = float(values[0]), float(values[1])
                 now = time.perf_counter()
                 speed = (step - last_step) * cfg.batch_size * world / max(now - t_last, 1e-9)
                 t_last, last_step = now, step
                 if master:
-                    entry = {"step": step, "loss": loss_value, "lr": lr,
+                    entry = {"step": step, "loss": loss_value, "input_loss": input_loss, "lr": lr,
                              "examples_per_s": round(speed, 2), "elapsed_s": round(now - t_start, 3)}
                     log_file.write(json.dumps(entry) + "\n")  # type: ignore[union-attr]
                     log_file.flush()  # type: ignore[union-attr]

@@ -2,7 +2,8 @@
 
 Sections: ``fade`` (Cold Diffusion's Gaussian mask); ``scramble`` (a patch grid with a
 nested, growing set of swapped / rotated / flipped cells); ``mask`` (nested inpainting
-masks, blocks or brush strokes).
+masks, blocks or brush strokes); ``patches`` and ``blend`` (other images of the dataset,
+given by the caller as partner images).
 
 ``fade`` is Cold Diffusion's Gaussian mask. In the reference (Bansal et al. 2022,
 ``defading_diffusion_gaussian.py``) step i multiplies the image by
@@ -28,7 +29,17 @@ import numpy as np
 from degrade.errors import DegradeError
 from degrade.registry import Op, Param, register
 
-__all__ = ["MaskField", "fade", "fade_mask", "mask", "mask_at", "scramble", "scramble_cells"]
+__all__ = [
+    "MaskField",
+    "blend",
+    "fade",
+    "fade_mask",
+    "mask",
+    "mask_at",
+    "patches",
+    "scramble",
+    "scramble_cells",
+]
 
 
 def _centre_field(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[int, int]:
@@ -61,7 +72,8 @@ def fade_mask(
     two_s2 = 2.0 * s * s
     if two_s2 == 0.0:  # σ so small that σ² underflows: only the centre pixel is faded
         return (d2 > 0).astype(np.float32)
-    return (-np.expm1(-d2 / two_s2)).astype(np.float32)
+    with np.errstate(over="ignore"):  # a tiny σ: d²/2σ² overflows to inf, mask → 1
+        return (-np.expm1(-d2 / two_s2)).astype(np.float32)
 
 
 def fade(
@@ -468,5 +480,138 @@ register(
         family="mixing",
         description="inpainting mask growing with t (random blocks or brush strokes)",
         field=_mask_field,
+    )
+)
+
+
+# -- ops that mix in other images of the dataset: patches, blend ---------------------------
+#
+# Their partner images come from the caller (the builder draws them, keyed by sample, op
+# position and op name, from the build's sorted source list, within the sample's split; replay
+# gets them back from the dataset's clean frames by the keys the recipe records). The kernels
+# stay pure: partners arrive as arguments.
+
+_PATCH_MAX = 256
+PATCH_PARTNERS = 3
+
+
+def _patch_field(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    # Per candidate patch: activation threshold, size, position (y, x), partner index and
+    # source position (y, x) in the partner, all as uniforms in [0, 1). Thresholds are sorted,
+    # so patches paste in a fixed order and the active set at t is a prefix: nested in t.
+    u = rng.random((_PATCH_MAX, 7))
+    u[:, 0] = np.sort(rng.random(_PATCH_MAX))
+    return u
+
+
+def patches(
+    image: np.ndarray,
+    *,
+    amount: float,
+    count: int,
+    size: float,
+    partners: list[np.ndarray],
+    field: np.ndarray,
+) -> np.ndarray:
+    """Paste square patches cut from other images of the dataset.
+
+    Of ``count`` candidate patches (positions, sizes from 0.5·``size`` to ``size`` of the
+    short side, and sources fixed by the field), those whose threshold is below ``amount``
+    are pasted, in threshold order: the set pasted at step k is contained in the set at
+    step k+1.
+
+    Examples
+    --------
+    >>> img = np.zeros((8, 8, 1), np.float32); other = np.ones((8, 8, 1), np.float32)
+    >>> f = _patch_field(np.random.default_rng(0), img.shape)
+    >>> float(patches(img, amount=1.0, count=4, size=0.5, partners=[other] * 3, field=f).max())
+    1.0
+    """
+    out = image.copy()
+    h, w = image.shape[:2]
+    short = min(h, w)
+    n = int(min(count, _PATCH_MAX))
+    for i in range(n):
+        th, s, py, px, pj, sy, sx = field[i]
+        if th >= amount:
+            break
+        side = max(1, round(short * size * (0.5 + 0.5 * s)))
+        ph, pw = min(side, h), min(side, w)
+        y, x = int(py * (h - ph + 1)), int(px * (w - pw + 1))
+        src = partners[int(pj * len(partners)) % len(partners)]
+        yy, xx = int(sy * (h - ph + 1)), int(sx * (w - pw + 1))
+        out[y : y + ph, x : x + pw] = src[yy : yy + ph, xx : xx + pw]
+    return out
+
+
+def blend(
+    image: np.ndarray,
+    *,
+    weight: float,
+    curve: str,
+    mislabeled: bool,
+    partners: list[np.ndarray],
+) -> np.ndarray:
+    """Mix in another image of the dataset (Cold Diffusion's "animorphosis").
+
+    ``curve="linear"`` (default) is (1−w)·x0 + w·z: the distance to x0 grows in proportion
+    to w, so damage is monotone in t. ``curve="sqrt"`` is the reference's variance-
+    preserving mix in [−1, 1], x = √(1−w)·x0 + √w·z, so with the cosine schedule
+    (t = 1 − ᾱ) and ``weight`` = t it is x_t = √ᾱ·x0 + √(1−ᾱ)·z; it is not monotone near
+    w = 1 (the mix overshoots and clips before landing on z), which the Cold Diffusion preset
+    accepts as published. ``mislabeled=true`` asks the caller for a partner whose label
+    differs (the kernel itself ignores it).
+
+    Examples
+    --------
+    >>> a = np.zeros((2, 2, 1), np.float32); b = np.ones((2, 2, 1), np.float32)
+    >>> float(blend(a, weight=1.0, curve="linear", mislabeled=False, partners=[b])[0, 0, 0])
+    1.0
+    """
+    del mislabeled
+    z = partners[0].astype(np.float32)
+    w = np.float32(weight)
+    if curve == "linear":
+        return (1 - w) * image + w * z
+    a, b = np.float32(np.sqrt(1.0 - weight)), np.float32(np.sqrt(weight))
+    return ((a * (2 * image - 1) + b * (2 * z - 1)) + 1) * np.float32(0.5)
+
+
+register(
+    Op(
+        "patches",
+        patches,
+        (
+            Param("amount", 0.0, 1.0, low=0.0, high=1.0, unit="fraction",
+                  help="fraction of the candidate patches pasted"),
+            Param("count", 16, kind="int", curve="constant", low=1, high=_PATCH_MAX,
+                  help="candidate patches"),
+            Param("size", 0.3, curve="constant", low=0.01, high=1.0, unit="× short side",
+                  help="largest patch side"),
+        ),
+        family="mixing",
+        description="paste patches cut from other images of the dataset (nested, growing)",
+        field=_patch_field,
+        needs=("partners",),
+        partners=PATCH_PARTNERS,
+    )
+)
+
+register(
+    Op(
+        "blend",
+        blend,
+        (
+            Param("weight", 0.0, 1.0, low=0.0, high=1.0, help="weight of the other image"),
+            Param("curve", "linear", kind="choice", choices=("linear", "sqrt"),
+                  help="linear: (1-w)x + wz; sqrt: variance-preserving (Cold Diffusion)"),
+            Param("mislabeled", False, kind="bool",
+                  help="pick a partner whose label differs from the sample's"),
+        ),
+        family="mixing",
+        description="blend in another image of the dataset (Cold Diffusion animorphosis)",
+        needs=("partners",),
+        partners=1,
+        aliases=("animorphosis",),
     )
 )

@@ -200,17 +200,21 @@ register(
 
 # -- frost ---------------------------------------------------------------------------------
 
-#: Tint of the frost texture (pale blue-white, as the reference's frost photographs).
-_FROST_TINT = np.array([0.86, 0.94, 1.0], np.float32)
+#: Tint of the frost texture (pale blue-white) and its grey level: base + span·veins. Chosen
+#: so that the texture's mean colour (about .56 .65 .69) and spread (std about .1) match
+#: those of the five frost photographs ImageNet-C draws from, and with them its PSNR per level.
+_FROST_TINT = np.array([0.87, 1.0, 1.07], np.float32)
+_FROST_BASE, _FROST_SPAN = 0.5, 0.6
 
 
 def frost_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Draw a procedural frost texture, H×W×3 float32 in [0, 1] (mean about 0.4).
+    """Draw a procedural frost texture, H×W×3 float32 in [0, 1] (mean about .65).
 
     Ice-crystal veins are the zero crossings of Perlin noise at five scales (a ridge
     exp(−(n/0.3)²) per octave, from a third of the longer side down by halves), summed
-    with weights 0.6^o, plus a fine grain; contrast-stretched, gamma-adjusted and tinted
-    pale blue. A stand-in for ImageNet-C's frost photographs, which are not shipped.
+    with weights 0.6^o, plus a fine grain; contrast-stretched, gamma-adjusted, lifted to a
+    bright grey and tinted pale blue. A stand-in for ImageNet-C's frost photographs, which
+    are not shipped; its mean colour and spread match theirs.
 
     Examples
     --------
@@ -232,7 +236,8 @@ def frost_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     acc += np.float32(0.15) * rng.random((h, w), dtype=np.float32)
     lo, hi = np.percentile(acc, [1.0, 99.5]) if acc.size > 1 else (0.0, 1.0)
     acc = np.clip((acc - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0) ** np.float32(1.3)
-    return np.ascontiguousarray(acc[:, :, None] * _FROST_TINT, dtype=np.float32)
+    grey = np.float32(_FROST_BASE) + np.float32(_FROST_SPAN) * acc
+    return np.ascontiguousarray(np.clip(grey[:, :, None] * _FROST_TINT, 0.0, 1.0), dtype=np.float32)
 
 
 def _frost_field(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -121,9 +121,12 @@ def writer_for(
 
 
 def iter_shard(
-    path: str | os.PathLike[str], *, name: str | None = None
+    path: str | os.PathLike[str], *, name: str | None = None, sha256: str | None = None
 ) -> Iterator[dict[str, Any]]:
     """Read the records of a shard, choosing the reader by suffix (``.tar``, ``.parquet``).
+
+    ``sha256`` (the manifest's checksum of the shard) makes the reader check the file's
+    bytes too; see :func:`iter_webdataset` and :func:`iter_parquet`.
 
     Examples
     --------
@@ -136,9 +139,9 @@ def iter_shard(
     """
     suffix = Path(path).suffix.lower()
     if suffix == SHARD_SUFFIX["webdataset"]:
-        return iter_webdataset(path, name=name)
+        return iter_webdataset(path, name=name, sha256=sha256)
     if suffix == SHARD_SUFFIX["parquet"]:
-        return iter_parquet(path, name=name)
+        return iter_parquet(path, name=name, sha256=sha256)
     raise DegradeError(
         f"{os.fspath(path)}: unknown shard type {suffix or '(no suffix)'}; expected .tar or .parquet"
     )

@@ -143,11 +143,31 @@ def finish_atomic(fileobj: IO[bytes], tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def write_error(path: str | os.PathLike[str], exc: OSError) -> DegradeError:
+    """The one-line error for a failed write: ``"<path>: cannot write (No space left on device)"``."""
+    return DegradeError(f"{os.fspath(path)}: cannot write ({exc.strerror or exc})")
+
+
+def close_quietly(fileobj: IO[bytes] | None) -> None:
+    """Close a file after a failed write. Closing flushes what is still buffered, which on a
+    full disk fails again; the descriptor is released all the same and the first error is
+    the one that matters, so this one is dropped."""
+    if fileobj is None:
+        return
+    try:
+        if not fileobj.closed:
+            fileobj.close()
+    except (OSError, ValueError):
+        pass
+
+
 def remove_quietly(path: Path) -> None:
     """Delete ``path`` if it exists (cleanup after a failed write)."""
     try:
         path.unlink()
     except FileNotFoundError:
+        pass
+    except OSError:  # e.g. a read-only folder: the temporary name never looks finished anyway
         pass
 
 
@@ -160,7 +180,8 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     Raises
     ------
     DegradeError
-        If ``obj`` is not JSON-serialisable (NaN and infinities included).
+        If ``obj`` is not JSON-serialisable (NaN and infinities included), or the file
+        cannot be written (a full disk, a read-only folder); nothing is left behind then.
 
     Examples
     --------
@@ -175,13 +196,20 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     except (TypeError, ValueError) as exc:
         raise DegradeError(f"{final}: cannot write as JSON ({exc})") from None
     tmp = temp_path(final)
+    f = None
     try:
-        with open(tmp, "wb") as f:
-            f.write((text + "\n").encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        f = open(tmp, "wb")
+        f.write((text + "\n").encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
         os.replace(tmp, final)
+    except OSError as exc:
+        close_quietly(f)
+        remove_quietly(tmp)
+        raise write_error(final, exc) from None
     except BaseException:
+        close_quietly(f)
         remove_quietly(tmp)
         raise
     fsync_dir(final.parent)

@@ -22,6 +22,7 @@ records give the same bytes (with the same pyarrow, whose version is in the foot
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -33,12 +34,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from degrade.errors import DegradeError
-from degrade.shards.manifest import ShardInfo, finish_atomic, remove_quietly, temp_path
+from degrade.shards.manifest import (
+    ShardInfo,
+    close_quietly,
+    finish_atomic,
+    remove_quietly,
+    temp_path,
+    write_error,
+)
 from degrade.shards.webdataset import (
     HashingFile,
+    _check_expected,
     _check_steps,
     _source_name,
     check_record,
+    check_sha256,
     member_name,
 )
 
@@ -204,7 +214,11 @@ class ParquetWriter:
         self._buffered += len(rec["clean"]) + sum(len(d) for _, _, d in frames)
         self._buffered += len(rec["recipe_json"])
         if self._buffered >= self.row_group_bytes or len(self._rows) >= self.row_group_rows:
-            self._flush()
+            try:
+                self._flush()
+            except OSError as exc:  # a full disk: drop the partial shard, say so in one line
+                self.abort()
+                raise write_error(self.path, exc) from None
 
     def _flush(self) -> None:
         if not self._rows or self._writer is None:
@@ -225,6 +239,9 @@ class ParquetWriter:
             self._writer.close()
             self._writer = None
             finish_atomic(self._file, self._tmp, self.path)  # type: ignore[arg-type]
+        except OSError as exc:
+            self.abort()
+            raise write_error(self.path, exc) from None
         except BaseException:
             self.abort()
             raise
@@ -243,8 +260,7 @@ class ParquetWriter:
             except Exception:  # the file is deleted anyway; the first error is what matters
                 pass
         self._rows = []
-        if self._file is not None and not self._file.closed:
-            self._file.close()
+        close_quietly(self._file)  # type: ignore[arg-type]
         self._file = None
         remove_quietly(self._tmp)
 
@@ -323,6 +339,7 @@ def iter_parquet(
     *,
     name: str | None = None,
     batch_size: int = 16,
+    sha256: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Read the sample records of a Parquet shard written by :class:`ParquetWriter`.
 
@@ -336,6 +353,10 @@ def iter_parquet(
         The shard's name in error messages (default: the path or the stream's ``name``).
     batch_size : int
         Rows decoded at a time.
+    sha256 : str, optional
+        The shard's checksum from the manifest, compared before the first row is read
+        (Parquet is read from its footer, so the whole file is hashed first). Every page
+        also carries a CRC that is checked as it is read.
 
     Yields
     ------
@@ -347,7 +368,7 @@ def iter_parquet(
     ------
     DegradeError
         ``"<shard>: ..."`` if the file is not Parquet, is truncated or corrupt, lacks a
-        column, or a row is inconsistent.
+        column, a row is inconsistent, or (with ``sha256``) its checksum differs.
 
     Examples
     --------
@@ -360,6 +381,9 @@ def iter_parquet(
     """
     shard = _source_name(source, name)
     src = os.fspath(source) if isinstance(source, (str, os.PathLike)) else source
+    expected = _check_expected(sha256)
+    if expected is not None:
+        check_sha256(shard, _sha256_of(src, shard), expected)
     try:
         pf = pq.ParquetFile(src, page_checksum_verification=True)
     except FileNotFoundError as exc:
@@ -372,3 +396,22 @@ def iter_parquet(
             raise DegradeError(f"{shard}: not a degrade shard (no column {', '.join(missing)})")
         for row in _iter_rows(pf, shard, batch_size):
             yield _row_record(row, shard)
+
+
+def _sha256_of(src: str | IO[bytes], shard: str) -> str:
+    h = hashlib.sha256()
+    try:
+        if isinstance(src, str):
+            with open(src, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+        else:
+            start = src.tell()
+            while block := src.read(1 << 20):
+                h.update(block)
+            src.seek(start)
+    except FileNotFoundError as exc:
+        raise DegradeError(f"{shard}: cannot open ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:
+        raise DegradeError(f"{shard}: cannot read ({exc})") from None
+    return h.hexdigest()

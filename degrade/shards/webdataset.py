@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from degrade.errors import DegradeError
-from degrade.shards.manifest import ShardInfo, finish_atomic, remove_quietly, temp_path
+from degrade.shards.manifest import (
+    ShardInfo,
+    close_quietly,
+    finish_atomic,
+    remove_quietly,
+    temp_path,
+    write_error,
+)
 
 __all__ = [
     "WebDatasetWriter",
@@ -314,8 +321,12 @@ class WebDatasetWriter:
         members = [(f"{key}.clean.png", rec["clean"]), (f"{key}.json", rec["recipe_json"].encode())]
         members += [(member_name(key, k, ext, self.steps), data) for k, ext, data in rec["frames"]]
         members.sort(key=lambda m: m[0])
-        for name, data in members:
-            self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+        try:
+            for name, data in members:
+                self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+        except OSError as exc:  # a full disk: drop the partial shard, say so in one line
+            self.abort()
+            raise write_error(self.path, exc) from None
         self._keys.add(key)
         self._samples += 1
 
@@ -329,6 +340,9 @@ class WebDatasetWriter:
             self._tar.close()  # end-of-archive blocks; leaves the file object open
             self._tar = None
             finish_atomic(self._file, self._tmp, self.path)  # type: ignore[arg-type]
+        except OSError as exc:
+            self.abort()
+            raise write_error(self.path, exc) from None
         except BaseException:
             self.abort()
             raise
@@ -341,8 +355,7 @@ class WebDatasetWriter:
     def abort(self) -> None:
         """Drop the shard: close and delete the temporary file; nothing appears at ``path``."""
         self._tar = None
-        if self._file is not None and not self._file.closed:
-            self._file.close()
+        close_quietly(self._file)  # type: ignore[arg-type]
         self._file = None
         remove_quietly(self._tmp)
 
@@ -368,6 +381,45 @@ class _EndCheckingTarInfo(tarfile.TarInfo):
         except tarfile.HeaderError as exc:
             tarfile_._degrade_end = type(exc).__name__  # type: ignore[attr-defined]
             raise
+
+
+class _HashingReader:
+    """A read-only wrapper that hashes every byte read through it (the reader's optional
+    ``sha256`` check: a tar has no checksum over member data, so a flipped byte inside an
+    image or a recipe is only seen by comparing the whole file with the manifest)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.name = getattr(raw, "name", None)
+        self._sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self._sha.update(data)
+        return data
+
+    def drain(self) -> str:
+        """Read (and hash) whatever is left and return the hex digest of the whole file."""
+        while self.read(1 << 20):
+            pass
+        return self._sha.hexdigest()
+
+
+def check_sha256(shard: str, got: str, expected: str) -> None:
+    """Raise the reader's error for a file whose sha256 is not the one its manifest lists."""
+    if got != expected.lower():
+        raise DegradeError(
+            f"{shard}: sha256 {got[:16]}… differs from the manifest's {expected[:16]}… "
+            "(the shard is corrupt or was changed)"
+        )
+
+
+def _check_expected(sha256: str | None) -> str | None:
+    if sha256 is not None and (
+        not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256)
+    ):
+        raise DegradeError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    return sha256
 
 
 def _source_name(source: Any, name: str | None) -> str:
@@ -448,7 +500,10 @@ def _build_record(key: str, fields: dict[str, bytes], shard: str) -> dict[str, A
 
 
 def iter_webdataset(
-    source: str | os.PathLike[str] | IO[bytes], *, name: str | None = None
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    name: str | None = None,
+    sha256: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Read the sample records of a WebDataset shard written by :class:`WebDatasetWriter`.
 
@@ -460,6 +515,12 @@ def iter_webdataset(
     source : path or binary file object
     name : str, optional
         The shard's name in error messages (default: the path or the stream's ``name``).
+    sha256 : str, optional
+        The shard's checksum from the manifest. The bytes are hashed as they stream by and
+        compared at the end of the archive, before the last record is given: a flipped byte
+        inside a member (which a tar does not checksum) is then an error too. Records before
+        the last one have been given by then; to refuse a shard before reading any of it,
+        check the whole file first (``degrade verify``).
 
     Yields
     ------
@@ -472,7 +533,8 @@ def iter_webdataset(
     DegradeError
         ``"<shard>: ..."`` for a corrupt or truncated tar, a member with an absolute path,
         ``..`` or a non-regular type (links, devices, folders), members of one sample that are
-        not adjacent, or a sample missing its clean image or recipe.
+        not adjacent, a sample missing its clean image or recipe, or (with ``sha256``) a file
+        whose checksum differs.
 
     Examples
     --------
@@ -481,6 +543,7 @@ def iter_webdataset(
     []
     """
     shard = _source_name(source, name)
+    expected = _check_expected(sha256)
     if isinstance(source, (str, os.PathLike)):
         try:
             fileobj: IO[bytes] = open(source, "rb")  # closed below
@@ -489,11 +552,13 @@ def iter_webdataset(
         owned = True
     else:
         fileobj, owned = source, False
+    hashing = _HashingReader(fileobj) if expected is not None else None
     try:
         seen: set[str] = set()
         key: str | None = None
         fields: dict[str, bytes] = {}
-        for member, data in _iter_members(fileobj, shard):
+        stream: IO[bytes] = hashing if hashing is not None else fileobj  # type: ignore[assignment]
+        for member, data in _iter_members(stream, shard):
             m = _WDS_NAME_RE.match(member)
             if m is None:
                 raise DegradeError(f"{shard}: member {member!r} has no <key>.<field> name")
@@ -510,6 +575,12 @@ def iter_webdataset(
             if field in fields:
                 raise DegradeError(f"{shard}: member {member!r} appears twice")
             fields[field] = data
+        if hashing is not None and expected is not None:
+            try:
+                got = hashing.drain()
+            except (OSError, ValueError) as exc:
+                raise DegradeError(f"{shard}: cannot read ({exc})") from None
+            check_sha256(shard, got, expected)
         if key is not None:
             yield _build_record(key, fields, shard)
     finally:
