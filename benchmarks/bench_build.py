@@ -422,35 +422,60 @@ def kernel_breakdown(res: dict[str, dict[str, list[Any]]]) -> str | None:
 
 
 def _to_uint8_inplace(x: np.ndarray) -> np.ndarray:
-    """degrade.image.to_uint8 (round half up, clipped) with one temporary instead of four."""
+    """degrade.image.to_uint8 (round half up, clipped) with one temporary instead of three."""
     t = np.multiply(x, np.float32(255.0))
     t += np.float32(0.5)
     np.clip(t, 0.0, 255.0, out=t)
     return t.astype(np.uint8)
 
 
-def what_if(a: argparse.Namespace) -> None:
-    """Per-frame cost of the build's kernel path for blur,jpeg at 256 px, and of cheaper
-    paths that store the same bytes; one thread, interleaved rounds, medians."""
+def tune_malloc() -> bool:
+    """Keep freed memory in the process (glibc): large temporaries stop costing page faults.
+
+    glibc hands blocks above its (dynamic) mmap threshold back to the kernel on free and
+    trims the heap top above 2× that threshold, so a loop that allocates a few 0.8 MB
+    float frames per step faults every page back in (~280 faults a step at 256 px).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_trim_threshold, 256 << 20)) and bool(
+            libc.mallopt(m_mmap_threshold, 64 << 20))
+    except (OSError, AttributeError):
+        return False
+
+
+def child_what_if(a: argparse.Namespace) -> dict[str, Any]:
+    """Per-step cost of the build's kernel path for blur,jpeg and of cheaper paths that
+    store the same bytes; one thread, CPU time, interleaved rounds, medians."""
+    import resource
+
     import cv2
 
-    from degrade.image import encode_png, to_float
+    tuned = tune_malloc() if a.mallopt else False
+    from degrade.image import encode_png, to_float, to_uint8
     from degrade.ops.blur import blur
     from degrade.ops.compression import decode_jpeg, encode_jpeg
     from degrade.registry import get_op
 
     cv2.setNumThreads(1)
     params = step_params(OPS, STEPS)
-    imgs = [img for _, img in pool_images(a.whatif_samples, a.profile_size)]
+    imgs = [img for _, img in pool_images(a.whatif_samples, a.size)]
     op_blur = get_op("blur")
+
+    def cv2_jpeg(u: np.ndarray, q: int) -> bytes:
+        return cv2.imencode(".jpg", cv2.cvtColor(u, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, q])[1].tobytes()
 
     def current(img: np.ndarray) -> list[bytes]:
         # Pipeline.execute, absolute mode: Op.apply (kernel + clip), encode, decode.
         x = to_float(img)
         out = []
         for b, j in params:
-            y = op_blur.apply(x, b)
-            data = encode_jpeg(y, **j)
+            data = encode_jpeg(op_blur.apply(x, b), **j)
             decode_jpeg(data)
             out.append(data)
         return out
@@ -459,14 +484,27 @@ def what_if(a: argparse.Namespace) -> None:
         x = to_float(img)
         return [encode_jpeg(op_blur.apply(x, b), **j) for b, j in params]
 
-    def cv2_jpeg(img: np.ndarray, fast_u8: bool = False, clip: bool = True) -> list[bytes]:
+    def inplace_u8(img: np.ndarray) -> list[bytes]:
+        # current, with to_uint8 done in place (fewer large temporaries)
+        x = to_float(img)
+        out = []
+        for b, j in params:
+            u = _to_uint8_inplace(op_blur.apply(x, b))
+            buf = io.BytesIO()
+            Image.fromarray(u).save(buf, format="JPEG", quality=int(j["quality"]), subsampling=2,
+                                    optimize=False, progressive=False)
+            data = buf.getvalue()
+            decode_jpeg(data)
+            out.append(data)
+        return out
+
+    def cv2_path(img: np.ndarray, fast_u8: bool = False, clip: bool = True) -> list[bytes]:
         x = to_float(img)
         out = []
         for b, j in params:
             y = op_blur.apply(x, b) if clip else blur(x, **b)
-            u = _to_uint8_inplace(y) if fast_u8 else (np.clip(y * np.float32(255) + np.float32(0.5), 0, 255)).astype(np.uint8)
-            bgr = cv2.cvtColor(u, cv2.COLOR_RGB2BGR)
-            out.append(cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(j["quality"])])[1].tobytes())
+            u = _to_uint8_inplace(y) if fast_u8 else to_uint8(y)
+            out.append(cv2_jpeg(u, int(j["quality"])))
         return out
 
     def incremental(img: np.ndarray) -> list[bytes]:
@@ -476,55 +514,82 @@ def what_if(a: argparse.Namespace) -> None:
         out, prev, s_prev = [], x, 0.0
         for b, j in params:
             s = b["sigma"]
-            r = (s * s - s_prev * s_prev) ** 0.5
-            prev = blur(prev, sigma=r)
+            prev = blur(prev, sigma=(s * s - s_prev * s_prev) ** 0.5)
             s_prev = s
-            u = _to_uint8_inplace(prev)
-            out.append(cv2.imencode(".jpg", cv2.cvtColor(u, cv2.COLOR_RGB2BGR),
-                                    [cv2.IMWRITE_JPEG_QUALITY, int(j["quality"])])[1].tobytes())
+            out.append(cv2_jpeg(_to_uint8_inplace(prev), int(j["quality"])))
         return out
 
-    ref = [current(img) for img in imgs]
+    import io
+
+    from PIL import Image
+
     variants = {
-        "current: Op.apply(blur)+clip, encode_jpeg (PIL), decode_jpeg": current,
-        "- JPEG decode (not needed when the jpg bytes are stored)": no_decode,
-        "- decode, cv2.imencode for JPEG (same bytes)": cv2_jpeg,
-        "- decode, cv2.imencode, in-place to_uint8": lambda i: cv2_jpeg(i, fast_u8=True),
-        "- decode, cv2.imencode, in-place to_uint8, no Op.apply clip": lambda i: cv2_jpeg(i, True, False),
+        "current: Op.apply(blur) + clip, encode_jpeg (PIL), decode_jpeg": current,
+        "current, to_uint8 in place": inplace_u8,
+        "no JPEG decode (the jpg bytes are what is stored)": no_decode,
+        "no decode, cv2.imencode for JPEG (same bytes)": cv2_path,
+        "no decode, cv2.imencode, to_uint8 in place": lambda i: cv2_path(i, fast_u8=True),
+        "... and no clip in Op.apply": lambda i: cv2_path(i, True, False),
         "incremental blur + the above (NOT the same bytes)": incremental,
     }
-    same = {name: all(f(img) == r for img, r in zip(imgs, ref)) for name, f in variants.items()}
+    ref = [current(img) for img in imgs]
+    same = {n: all(f(img) == r for img, r in zip(imgs, ref)) for n, f in variants.items()}
     times: dict[str, list[float]] = {n: [] for n in variants}
+    faults: dict[str, list[float]] = {n: [] for n in variants}
     names = list(variants)
     for r in range(a.whatif_rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
-            t0 = time.process_time()  # CPU time: other load on a shared machine matters less
+            r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t0 = time.process_time()
             for img in imgs:
                 variants[name](img)
             times[name].append((time.process_time() - t0) / (len(imgs) * STEPS))
-    base = median(times[names[0]])
-    rows = [[n, f"{median(times[n]) * 1e3:.3f}", f"{base / median(times[n]):.2f}×",
-             "yes" if same[n] else "no"] for n in names]
-    print(f"\n## what if: per-step kernel path, blur,jpeg at {a.profile_size} px, "
-          f"{len(imgs)} samples × {STEPS} steps, {a.whatif_rounds} rounds, one thread, CPU time")
-    print(table(rows, ["path", "ms/step", "speed-up", "same bytes"]))
-    # The clean frame's PNG, once per sample.
-    png_rows = []
+            faults[name].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
+                                / (len(imgs) * STEPS))
+    png: dict[str, float] = {}
     encs = {
         "encode_png (PIL, level 1)": lambda u: encode_png(u, compress_level=1),
-        "cv2 PNG level 1, FILTERED strategy": lambda u: cv2.imencode(
+        "cv2 PNG level 1, FILTERED strategy (same size)": lambda u: cv2.imencode(
             ".png", cv2.cvtColor(u, cv2.COLOR_RGB2BGR),
             [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY,
              cv2.IMWRITE_PNG_STRATEGY_FILTERED])[1].tobytes(),
     }
     for n, f in encs.items():
-        t = [0.0] * 3
-        for r in range(3):
+        ts = []
+        for _ in range(3):
             t0 = time.process_time()
-            sizes = [len(f(img)) for img in imgs]
-            t[r] = (time.process_time() - t0) / len(imgs)
-        png_rows.append([n, f"{median(t) * 1e3:.2f}", f"{sum(sizes) / len(sizes) / 1024:.1f}"])
-    print(table(png_rows, ["clean-frame PNG", "ms/sample", "KiB"]))
+            for img in imgs:
+                f(img)
+            ts.append((time.process_time() - t0) / len(imgs))
+        png[n] = median(ts)
+    return {"tuned": tuned, "names": names, "same": same,
+            "ms": {n: median(v) * 1e3 for n, v in times.items()},
+            "faults": {n: median(v) for n, v in faults.items()},
+            "png_ms": {n: v * 1e3 for n, v in png.items()}}
+
+
+def what_if(a: argparse.Namespace) -> None:
+    """Run :func:`child_what_if` with glibc's default malloc settings and with
+    :func:`tune_malloc` (separate processes: the setting is process-wide)."""
+    cmd = [sys.executable, THIS, "--child", "what-if", "--size", str(a.profile_size),
+           "--whatif-samples", str(a.whatif_samples), "--whatif-rounds", str(a.whatif_rounds)]
+    runs = {}
+    for label, extra in (("default malloc", []), ("tuned malloc", ["--mallopt"])):
+        runs[label] = run_child([*cmd, *extra])[1]
+    d, t = runs["default malloc"], runs["tuned malloc"]
+    base = d["ms"][d["names"][0]]
+    rows = [[n, f"{d['ms'][n]:.3f}", f"{d['faults'][n]:.0f}", f"{t['ms'][n]:.3f}",
+             f"{t['faults'][n]:.0f}", f"{base / t['ms'][n]:.2f}×", "yes" if d["same"][n] else "no"]
+            for n in d["names"]]
+    print(f"\n## what if: per-step kernel path of blur,jpeg at {a.profile_size} px, "
+          f"{a.whatif_samples} samples × {STEPS} steps, {a.whatif_rounds} rounds, one thread, "
+          "CPU time")
+    print(table(rows, ["path", "ms/step", "faults/step", "ms/step, tuned malloc",
+                       "faults/step, tuned", "speed-up vs current (tuned)", "same bytes"]))
+    if not t["tuned"]:
+        print("(mallopt unavailable here: the 'tuned' columns are default malloc)")
+    prow = [[n, f"{d['png_ms'][n]:.2f}", f"{t['png_ms'][n]:.2f}"] for n in d["png_ms"]]
+    print(table(prow, ["clean-frame PNG", "ms/sample", "ms/sample, tuned malloc"]))
 
 
 # ---------------------------------------------------------------------------- profile
@@ -618,7 +683,9 @@ def main() -> None:
     ap.add_argument("--whatif-rounds", type=int, default=5)
     ap.add_argument("--tmp", default=None, help="scratch folder (default: system temp)")
     # children
-    ap.add_argument("--child", choices=["hand", "kernels", "profile-target"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["hand", "kernels", "profile-target", "what-if"],
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--mallopt", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--lib", default="alb", help=argparse.SUPPRESS)
     ap.add_argument("--procs", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=256, help=argparse.SUPPRESS)
@@ -630,7 +697,7 @@ def main() -> None:
 
     if a.child:
         fn = {"hand": child_hand, "kernels": child_kernels,
-              "profile-target": child_profile_target}[a.child]
+              "profile-target": child_profile_target, "what-if": child_what_if}[a.child]
         print(json.dumps(fn(a)))
         return
 

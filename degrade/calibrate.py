@@ -117,7 +117,7 @@ def calibration_images(samples: int = 16, size: int = 64, seed: int = 0) -> list
     Examples
     --------
     >>> [k for k, _ in calibration_images(2, 16)]
-    ['sample-000110', 'sample-000511']
+    ['sample-000296', 'sample-000691']
     """
     from degrade.sources import list_sources, load_item
 
@@ -201,7 +201,13 @@ class Calibration:
         The calibration sample.
     size, seed : int
     repeats : int
-        Steps whose parameters had to equal the previous step's (no distinct value left).
+        Steps whose mean could not drop below the previous step's (nothing stronger left).
+
+    Examples
+    --------
+    >>> cal = calibrate("blur", 2, samples=2, size=16)
+    >>> cal.record()["metric"], cal.table().splitlines()[0].split()[:2]
+    ('psnr', ['k', 't_k'])
     """
 
     metric: str

@@ -854,6 +854,143 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- degrade eval / bench / restore -----------------------------------------------------------
+
+
+def add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade eval``."""
+    p = _command(
+        sub,
+        "eval",
+        cmd_eval,
+        help="benchmark a trained model step by step (direct, Cold Diffusion samplers, baselines)",
+        description="Restore held-out samples at each step k with every method (degraded, direct,"
+        " alg1, alg2, rollout, classical baselines)\nand write metrics.csv/json (PSNR, SSIM, SWD,"
+        " network calls, ms per image), plots, a sample grid and summary.md.",
+    )
+    p.add_argument("--ckpt", required=True, metavar="RUN/ckpt.pt", help="checkpoint (or run folder) of degrade train")
+    p.add_argument("--data", default=None, metavar="SRC", help="dataset (default: the one the model was trained on)")
+    p.add_argument("--out", default="degrade-report", metavar="DIR", help="report folder (default ./degrade-report)")
+    p.add_argument("--split", default="test", help="evaluated split (default test)")
+    p.add_argument("--steps-eval", default=None, metavar="K,K,...",
+                   help="steps to evaluate, e.g. 1,5,10, or 'all' (default: ~5 spread over 1..T)")
+    p.add_argument("--limit", type=_positive_or_zero, default=None, metavar="N", help="at most N samples")
+    p.add_argument("--methods", default=None, metavar="M,M",
+                   help="model methods among direct,alg1,alg2,alg2_fresh,rollout (default: all that apply)")
+    p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
+    p.add_argument("--tune-split", default="train", metavar="SPLIT",
+                   help="split the baselines are tuned on, per step (default train)")
+    p.add_argument("--batch-size", type=_positive_or_zero, default=64, metavar="B", help="images per network call")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--seed", type=_positive_or_zero, default=0, help="seed of the SWD draws (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``degrade eval``: call :func:`degrade.evaluate.evaluate` and print the summary's path."""
+    from degrade.evaluate import evaluate
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    res = evaluate(args.ckpt, args.data, out=args.out, split=args.split, steps_eval=args.steps_eval,
+                   limit=args.limit, methods=methods, baselines=not args.no_baselines,
+                   tune_split=args.tune_split, device=args.device, batch_size=args.batch_size or 64,
+                   seed=args.seed, progress=not args.quiet and sys.stderr.isatty())
+    _emit(f"degrade eval: {res.meta['images']} images, steps {','.join(map(str, res.meta['steps_eval']))}; "
+          f"report in {args.out} (summary.md, metrics.csv, plots/, samples.png)")
+    return 0
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade bench``."""
+    p = _command(
+        sub,
+        "bench",
+        cmd_bench,
+        help="train and evaluate the same small model once per corruption; write a leaderboard",
+        description="For each op: build the sample pool's sequences, train the same UNet with the"
+        " same budget, evaluate it,\nand rank the ops by how restorable they are (leaderboard.md,"
+        " .csv, .json, .png in --out).",
+    )
+    p.add_argument("--ops", default="blur,noise,jpeg,pixelate", metavar="OPS",
+                   help="op names separated by commas (default blur,noise,jpeg,pixelate)")
+    p.add_argument("--steps", type=_positive_or_zero, default=10, metavar="T", help="steps T (default 10)")
+    p.add_argument("--size", type=_positive_or_zero, default=32, metavar="S", help="image size in px (default 32)")
+    p.add_argument("--max-steps", type=_positive_or_zero, default=300, metavar="N",
+                   help="training steps per model (default 300)")
+    p.add_argument("--limit", type=_positive_or_zero, default=256, metavar="N",
+                   help="images of the sample pool per op (default 256; 20%% are the test split)")
+    p.add_argument("--out", default="degrade-bench", metavar="DIR", help="output folder (default ./degrade-bench)")
+    p.add_argument("--blind-holdout", default=None, metavar="OPS",
+                   help="also train a blind model on the other ops and evaluate it on these unseen ones")
+    p.add_argument("--batch-size", type=_positive_or_zero, default=32, metavar="B", help="training batch (default 32)")
+    p.add_argument("--base-channels", type=_positive_or_zero, default=16, metavar="C", help="UNet width (default 16)")
+    p.add_argument("--channel-mults", default="1,2", metavar="M,M", help="UNet levels (default 1,2)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p.add_argument("--threads", type=_positive_or_zero, default=0, metavar="N", help="torch threads (default: torch's)")
+    p.add_argument("--workers", type=_positive_or_zero, default=0, metavar="N", help="DataLoader workers (default 0)")
+    p.add_argument("--eval-limit", type=_positive_or_zero, default=None, metavar="N", help="at most N test images per op")
+    p.add_argument("--steps-eval", default=None, metavar="K,K,...", help="steps to evaluate (default ~5 over 1..T)")
+    p.add_argument("--seed", type=_positive_or_zero, default=0, help="seed of data, model and draws (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``degrade bench``: call :func:`degrade.evaluate.bench` and print the leaderboard."""
+    from pathlib import Path
+
+    from degrade.evaluate import bench
+
+    try:
+        mults = tuple(int(m) for m in args.channel_mults.split(",") if m.strip())
+    except ValueError:
+        raise DegradeError(f"--channel-mults takes whole numbers separated by commas, got '{args.channel_mults}'") from None
+    for name in ("steps", "size", "max_steps", "limit", "batch_size", "base_channels"):
+        if getattr(args, name) < 1:
+            raise DegradeError(f"--{name.replace('_', '-')} must be at least 1")
+    res = bench(args.ops, steps=args.steps, size=args.size, max_steps=args.max_steps, limit=args.limit,
+                out=args.out, blind_holdout=args.blind_holdout, batch_size=args.batch_size,
+                base_channels=args.base_channels, channel_mults=mults, lr=args.lr, threads=args.threads,
+                workers=args.workers, eval_limit=args.eval_limit, steps_eval=args.steps_eval, seed=args.seed,
+                progress=not args.quiet and sys.stderr.isatty(), log=lambda s: _emit(s, sys.stderr))
+    _emit((Path(res["out"]) / "leaderboard.md").read_text().rstrip())
+    return 0
+
+
+def add_restore_parser(sub: argparse._SubParsersAction) -> None:
+    """Declare ``degrade restore``."""
+    p = _command(
+        sub,
+        "restore",
+        cmd_restore,
+        help="restore your own images with a trained model",
+        description="Run a checkpoint on a folder of images (one PNG out per image).\n--step k says"
+        " how degraded they are (a step of the training data); --blind lets a blind model judge.\n"
+        "alg1/alg2 replay the training data's pipeline (from its manifest) with a fresh key per"
+        " image:\nexact for deterministic ops, a new noise draw for stochastic ones.",
+    )
+    p.add_argument("--ckpt", required=True, metavar="RUN/ckpt.pt", help="checkpoint (or run folder) of degrade train")
+    p.add_argument("--input", required=True, metavar="DIR", help="folder, glob, .txt list or image file")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--step", type=_positive_or_zero, default=None, metavar="K", help="the images' step k")
+    how.add_argument("--blind", action="store_true", help="a blind model: no step needed (direct only)")
+    p.add_argument("--sampler", choices=("direct", "alg1", "alg2", "rollout"), default="direct",
+                   help="direct (default), alg1/alg2 (Cold Diffusion), rollout (target=prev models)")
+    p.add_argument("--data", default=None, metavar="SRC", help="the training dataset (default: the checkpoint's)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``degrade restore``: call :func:`degrade.evaluate.restore`."""
+    from degrade.evaluate import restore
+
+    restore(args.ckpt, args.input, args.out, step=args.step, blind=args.blind, sampler=args.sampler,
+            data=args.data, device=args.device, progress=not args.quiet,
+            log=lambda s: _emit(s, sys.stderr))
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------------
 
 #: The subcommands, in the order ``degrade -h`` lists them.
@@ -866,6 +1003,9 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_train_parser,
     add_presets_parser,
     add_calibrate_parser,
+    add_eval_parser,
+    add_bench_parser,
+    add_restore_parser,
 )
 
 

@@ -97,7 +97,6 @@ from torch.utils.data import IterableDataset, get_worker_info
 from degrade.errors import DegradeError
 from degrade.seeding import rng_for
 from degrade.shards import MANIFEST_NAME, iter_parquet, iter_webdataset
-from degrade.shards.manifest import sha256_file
 
 __all__ = [
     "SequenceDataset",
@@ -310,30 +309,19 @@ def resolve_source(
     >>> [r.samples for r in refs], manifest["samples"]
     ([2, 1], 3)
     """
-    manifest: dict[str, Any] | None = None
-    sha: str | None = None
-    urls: list[str] | None = None
     if isinstance(source, (str, os.PathLike)):
         s = os.fspath(source)
         local_dir = not _is_url(s) and os.path.isdir(s)
-        if local_dir or s.endswith(".json"):
-            where = os.path.join(s, MANIFEST_NAME) if local_dir else s
+        if local_dir or s.endswith((".json", "/")):
+            where = os.path.join(s, MANIFEST_NAME) if local_dir else (
+                s + MANIFEST_NAME if s.endswith("/") else s)
             if not _is_url(where) and not os.path.exists(where):
                 raise DegradeError(
                     f"{where}: no manifest (not a degrade dataset, or its build has not finished)"
                 )
             manifest, sha = _load_manifest(where)
-            if not _is_url(where):
-                sha = sha256_file(where)
-            refs = []
-            for entry in manifest["shards"]:
-                n = _selected_count(entry, split)
-                refs.append(
-                    ShardRef(_join(where, str(entry["name"])), int(entry["samples"]), -1 if n is None else n)
-                )
-            if any(r.selected < 0 for r in refs):
-                refs = _count_by_reading(refs, split)
-            return refs, manifest, sha
+            urls = [_join(where, str(e["name"])) for e in manifest["shards"]]
+            return _refs(urls, manifest["shards"], split), manifest, sha
         urls = _expand_pattern(s)
     else:
         urls = [os.fspath(u) for u in source]
@@ -350,19 +338,25 @@ def resolve_source(
         except DegradeError:
             found = None
         if found is not None:
-            m, msha = found
-            by_name = {str(e["name"]): e for e in m["shards"]}
-            names = [os.path.basename(urllib.parse.urlparse(u).path) if _is_url(u) else os.path.basename(u) for u in urls]
+            by_name = {str(e["name"]): e for e in found[0]["shards"]}
+            names = [_basename(u) for u in urls]
             if all(n in by_name for n in names):
-                manifest, sha = m, msha
-                refs = []
-                for u, n in zip(urls, names, strict=True):
-                    cnt = _selected_count(by_name[n], split)
-                    refs.append(ShardRef(u, int(by_name[n]["samples"]), -1 if cnt is None else cnt))
-                if any(r.selected < 0 for r in refs):
-                    refs = _count_by_reading(refs, split)
-                return refs, manifest, sha
+                return _refs(urls, [by_name[n] for n in names], split), found[0], found[1]
     return _count_by_reading([ShardRef(u, -1, -1) for u in urls], split), None, None
+
+
+def _basename(url: str) -> str:
+    return os.path.basename(urllib.parse.urlparse(url).path if _is_url(url) else url)
+
+
+def _refs(urls: list[str], entries: Sequence[Mapping[str, Any]], split: str | None) -> list[ShardRef]:
+    """Shard refs with the manifest's counts (counted by reading if it lacks per-split ones)."""
+    counts = [_selected_count(e, split) for e in entries]
+    refs = [ShardRef(u, int(e["samples"]), -1 if n is None else n)
+            for u, e, n in zip(urls, entries, counts, strict=True)]
+    if any(n is None for n in counts):
+        refs = _count_by_reading(refs, split)
+    return refs
 
 
 def _expand_pattern(s: str) -> list[str]:
@@ -936,18 +930,33 @@ def _check_replayable(name: Any) -> None:
 
 def _replay(recipe: Mapping[str, Any], clean: np.ndarray, kmax: int, target: str,
             ks: Sequence[int]) -> dict[int, np.ndarray]:
-    """Replay only what the examples need: the needed steps (absolute) or steps 1…kmax."""
-    from degrade.pipeline import replay_encoded
+    """Replay only what the examples need: the needed steps (absolute) or steps 1…kmax.
 
+    The recipe is checked whole (:func:`degrade.pipeline.check_recipe`, as
+    :func:`~degrade.pipeline.replay_encoded` does), then the chosen steps run through
+    :func:`~degrade.pipeline.execute`, the one code path of building and replaying.
+    """
+    from degrade.pipeline import check_recipe, execute
+
+    check_recipe(recipe)
+    key = recipe["key"]
+    if recipe.get("external"):
+        raise DegradeError(f"sample {key!r} is an external sequence: its frames cannot be replayed")
+    if recipe.get("partners"):
+        raise DegradeError(
+            f"virtual mode cannot replay sample {key!r}: it mixes in other images of the dataset "
+            "(partners), which the loader does not provide yet; build with --keep all"
+        )
+    if list(clean.shape) != list(recipe["shape"]):
+        raise DegradeError(
+            f"sample {key!r}: clean frame has shape {list(clean.shape)}, the recipe says {recipe['shape']}"
+        )
     steps = recipe["steps"]
-    mode = (recipe.get("pipeline") or {}).get("mode")
-    if mode == "absolute":
+    if recipe["pipeline"]["mode"] == "absolute":
         # Each absolute step depends on the clean frame alone (its own field, its own
-        # params), so replaying a subset gives the same pixels as replaying all.
+        # params), so running a subset gives the same pixels as running all.
         need = sorted(set(ks) | ({k - 1 for k in ks if k > 1} if target == "prev" else set()))
-        sub = dict(recipe, steps=[steps[k - 1] for k in need])
-        frames = replay_encoded(sub, clean).frames
+        frames, _ = execute(clean, dict(recipe, steps=[steps[k - 1] for k in need]))
         return {k: frames[i + 1] for i, k in enumerate(need)}
-    sub = dict(recipe, steps=steps[:kmax])
-    frames = replay_encoded(sub, clean).frames
+    frames, _ = execute(clean, dict(recipe, steps=steps[:kmax]))
     return {k: frames[k] for k in range(1, kmax + 1)}

@@ -345,7 +345,7 @@ class Pipeline:
         Examples
         --------
         >>> Pipeline.parse("blur", steps=2).plan("a")[1]["ops"][0]["params"]
-        {'sigma': 3.0}
+        {'sigma': 4.0, 'kernel': 0}
         """
         if self.mode == "choice":
             draws = rng_for(self.seed, key, "choice").integers(0, len(self.ops), size=self.steps)
@@ -729,78 +729,165 @@ def replay_encoded(
 
 
 def check_recipe(recipe: Any) -> None:
-    """Validate a recipe's structure and op versions; raise :class:`DegradeError` naming the field.
+    """Validate a recipe before anything runs; raise :class:`DegradeError` naming the field.
+
+    A recipe read from a shard is untrusted data: every field that :func:`replay` uses is
+    checked here — types, op names and versions, parameter values against their declared
+    kind and bounds, step severities, partner entries — so a hostile or corrupt recipe is a
+    one-line error that names the field (``recipe 'steps[3].ops[0].params.sigma': ...``),
+    never an exception from deep inside a kernel. Nothing in a recipe is ever evaluated.
 
     Examples
     --------
     >>> check_recipe(Pipeline.parse("blur", steps=1).recipe("a", (4, 4, 1)))
+    >>> check_recipe({"recipe_version": 1})
+    Traceback (most recent call last):
+    ...
+    degrade.errors.DegradeError: recipe is missing 'key'
     """
     if not isinstance(recipe, Mapping):
-        raise DegradeError("recipe must be a JSON object")
+        raise DegradeError(f"recipe must be a JSON object, got {type(recipe).__name__}")
     for name in ("recipe_version", "key", "seed", "shape", "pipeline", "ops", "steps"):
         if name not in recipe:
             raise DegradeError(f"recipe is missing '{name}'")
-    if recipe["recipe_version"] != RECIPE_VERSION:
+    if not _is_int(recipe["recipe_version"]) or recipe["recipe_version"] != RECIPE_VERSION:
         raise DegradeError(
-            f"recipe_version {recipe['recipe_version']!r} is not supported (this degrade reads {RECIPE_VERSION})"
+            f"recipe_version {_short(recipe['recipe_version'])} is not supported (this degrade reads {RECIPE_VERSION})"
         )
     if not isinstance(recipe["key"], str):
         raise DegradeError("recipe 'key' must be a string")
     seed = recipe["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise DegradeError("recipe 'seed' must be a non-negative integer")
+    if not _is_int(seed) or seed < 0:
+        raise DegradeError(f"recipe 'seed' must be a non-negative integer, got {_short(seed)}")
     shape = recipe["shape"]
     if (
         not isinstance(shape, list)
         or len(shape) != 3
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+        or not all(_is_int(s) and s > 0 for s in shape)
         or shape[2] not in (1, 3)
     ):
-        raise DegradeError("recipe 'shape' must be [H, W, C] with C in {1, 3}")
+        raise DegradeError(f"recipe 'shape' must be [H, W, C] with C in {{1, 3}}, got {_short(shape)}")
     pipe = recipe["pipeline"]
-    if recipe.get("external") is True and isinstance(pipe, Mapping) and pipe.get("mode") == EXTERNAL:
+    external = recipe.get("external") is True
+    if not isinstance(pipe, Mapping):
+        raise DegradeError("recipe 'pipeline' must be an object")
+    if external and pipe.get("mode") == EXTERNAL:
         pass
-    elif not isinstance(pipe, Mapping) or pipe.get("mode") not in MODES:
-        raise DegradeError(f"recipe 'pipeline.mode' must be one of {', '.join(MODES)}")
+    elif pipe.get("mode") not in MODES:
+        raise DegradeError(
+            f"recipe 'pipeline.mode' must be one of {', '.join(MODES)}, got {_short(pipe.get('mode'))}"
+        )
     if not isinstance(recipe["ops"], list):
         raise DegradeError("recipe 'ops' must be a list")
-    versions = {}
+    ops: dict[int, Op] = {}
     for i, entry in enumerate(recipe["ops"]):
         if not isinstance(entry, Mapping) or not {"position", "op", "version"} <= set(entry):
             raise DegradeError(f"recipe 'ops[{i}]' must have position, op and version")
-        op = get_op(entry["op"])
-        if entry["version"] != op.version:
+        pos = entry["position"]
+        if not _is_int(pos) or pos < 0:
             raise DegradeError(
-                f"recipe uses {op.name} version {entry['version']}, this degrade has version "
-                f"{op.version}; replay with the degrade version recorded in the recipe"
+                f"recipe 'ops[{i}].position' must be a non-negative integer, got {_short(pos)}"
             )
-        versions[entry["position"]] = op.name
+        if pos in ops:
+            raise DegradeError(f"recipe 'ops[{i}].position': position {pos} is given twice")
+        op = _recipe_op(entry["op"], f"recipe 'ops[{i}].op'")
+        if not _is_int(entry["version"]) or entry["version"] != op.version:
+            raise DegradeError(
+                f"recipe 'ops[{i}].version': recipe uses {op.name} version {_short(entry['version'])}, this degrade has "
+                f"version {op.version}; replay with the degrade version recorded in the recipe"
+            )
+        ops[pos] = op
     parts = recipe.get("partners", {})
-    if not isinstance(parts, Mapping) or not all(
-        isinstance(v, list)
-        and all(isinstance(e, Mapping) and isinstance(e.get("key"), str) and isinstance(e.get("sha256"), str) for e in v)
-        for v in parts.values()
-    ):
+    if not isinstance(parts, Mapping):
         raise DegradeError("recipe 'partners' must map positions to lists of {key, sha256}")
+    for pos, entries in parts.items():
+        where = f"recipe 'partners.{_short(pos, 20)}'"  # the key's repr: it may be anything
+        index = _position_key(pos)
+        if index is None or index not in ops:
+            raise DegradeError(f"{where}: not the position of an op in the recipe's 'ops'")
+        if not isinstance(entries, list) or not all(
+            isinstance(e, Mapping) and isinstance(e.get("key"), str) and isinstance(e.get("sha256"), str)
+            for e in entries
+        ):
+            raise DegradeError(f"{where} must be a list of {{key, sha256}}")
+        if len(entries) != ops[index].partners:
+            raise DegradeError(
+                f"{where}: op '{ops[index].name}' takes {ops[index].partners} partner images, got {len(entries)}"
+            )
+    given = {_position_key(k) for k in parts}
+    for pos, op in ops.items():
+        if "partners" in op.needs and pos not in given:
+            raise DegradeError(f"recipe 'partners.{pos}' is missing: op '{op.name}' mixes in other images")
     if not isinstance(recipe["steps"], list):
         raise DegradeError("recipe 'steps' must be a list")
+    n_steps = pipe.get("steps")
+    if _is_int(n_steps) and n_steps != len(recipe["steps"]):
+        raise DegradeError(
+            f"recipe 'steps' has {len(recipe['steps'])} entries, 'pipeline.steps' says {n_steps}"
+        )
     for i, step in enumerate(recipe["steps"]):
         if not isinstance(step, Mapping) or not isinstance(step.get("ops"), list):
             raise DegradeError(f"recipe 'steps[{i}]' must have an 'ops' list")
         t = step.get("t")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
-            raise DegradeError(f"recipe 'steps[{i}].t' must be a number in [0, 1]")
+            raise DegradeError(f"recipe 'steps[{i}].t' must be a number in [0, 1], got {_short(t)}")
         for j, entry in enumerate(step["ops"]):
-            where = f"recipe 'steps[{i}].ops[{j}]'"
+            where = f"steps[{i}].ops[{j}]"
             if not isinstance(entry, Mapping) or not isinstance(entry.get("params"), Mapping):
-                raise DegradeError(f"{where} must have op, position and params")
-            if versions.get(entry.get("position")) != entry.get("op"):
-                raise DegradeError(f"{where}: op and position do not match the recipe's 'ops'")
-            op = get_op(entry["op"])
-            names = {p.name for p in op.params}
-            if set(entry["params"]) != names:
-                raise DegradeError(
-                    f"{where}: params must be exactly {sorted(names)}, got {sorted(entry['params'])}"
+                raise DegradeError(f"recipe '{where}' must have op, position and params")
+            pos = entry.get("position")
+            if not _is_int(pos) or pos not in ops or ops[pos].name != entry.get("op"):
+                raise DegradeError(f"recipe '{where}': op and position do not match the recipe's 'ops'")
+            op = ops[pos]
+            params = entry["params"]
+            names = [p.name for p in op.params]
+            if set(params) != set(names):
+                missing = sorted(set(names) - set(params))
+                extra = sorted(str(k) for k in set(params) - set(names))
+                what = "; ".join(
+                    ([f"missing {', '.join(missing)}"] if missing else [])
+                    + ([f"unknown {', '.join(_short(k, 40) for k in extra)}"] if extra else [])
                 )
+                raise DegradeError(f"recipe '{where}.params' must be exactly {names} ({what})")
             for p in op.params:
-                p.coerce(entry["params"][p.name], op=op.name)
+                value = params[p.name]
+                try:
+                    coerced = p.coerce(value, op=op.name)
+                except DegradeError as exc:
+                    raise DegradeError(f"recipe '{where}.params.{p.name}': {exc}") from None
+                if p.kind == "int" and not _is_int(value):
+                    raise DegradeError(
+                        f"recipe '{where}.params.{p.name}': {op.name}:{p.name} must be a whole number, got {_short(value)}"
+                    )
+                del coerced
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: Any, n: int = 60) -> str:
+    """``repr`` cut to ``n`` characters: a hostile recipe must not make a huge error line."""
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _position_key(key: Any) -> int | None:
+    """A partners key as written to JSON (``"0"``) or as a Python int, else None."""
+    if _is_int(key):
+        return key
+    if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) < 10:
+        return int(key)
+    return None
+
+
+def _recipe_op(name: Any, where: str) -> Op:
+    if not isinstance(name, str):
+        raise DegradeError(f"{where} must be an op name, got {_short(name)}")
+    try:
+        op = get_op(name)
+    except DegradeError as exc:
+        raise DegradeError(f"{where}: {exc}") from None
+    if op.name != name:  # recipes record the op's own name, never an alias
+        raise DegradeError(f"{where}: '{name}' is an alias; recipes record the op's name '{op.name}'")
+    return op

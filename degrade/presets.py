@@ -179,7 +179,13 @@ class Preset:
     _lines: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def pipeline(self, **overrides: Any) -> Pipeline:
-        """Build the :class:`Pipeline` (see :func:`pipeline_from_preset` for ``overrides``)."""
+        """Build the :class:`Pipeline` (see :func:`pipeline_from_preset` for ``overrides``).
+
+        Examples
+        --------
+        >>> load_preset("imagenet-c/contrast").pipeline(seed=2).seed
+        2
+        """
         return _build(self, **overrides)
 
     def summary(self) -> dict[str, Any]:

@@ -425,7 +425,7 @@ class Op:
         Examples
         --------
         >>> get_op("blur").params_at(0.5, {"sigma": 4})
-        {'sigma': 2.0}
+        {'sigma': 2.0, 'kernel': 0}
         """
         ov = overrides or {}
         for k in ov:

@@ -18,10 +18,18 @@ Every field of :class:`TrainConfig` is a flag (``--ema-decay 0.999`` or
 What it does
     AdamW; linear warmup then cosine decay to ``min_lr``; gradient clipping; an EMA of the
     weights (decay ramped up as ``min(ema_decay, (1 + step) / (10 + step))``); L1 loss
-    (``--loss l2`` for MSE). ``dtype="auto"`` uses bf16 autocast on a GPU that supports it
-    and float32 on a CPU: measured on this project's 2-core AVX-512-BF16 CPU, bf16 autocast
-    was *slower* than float32 for these small convolutions (see benchmarks/RESULTS.md);
-    ``--dtype bfloat16`` forces it.
+    (``--loss l2`` for MSE). ``dtype="auto"`` uses bf16 autocast where bf16 is native — a
+    GPU that supports it, or a CPU with AVX512-BF16 or AMX (:func:`cpu_has_native_bf16`) —
+    and float32 elsewhere, where bf16 is emulated and slower. On this project's 2-core AMD
+    EPYC (AVX512-BF16) bf16 autocast trained the default UNet faster than float32
+    (benchmarks/RESULTS.md, "Reader vs trainer"). ``--dtype float32`` or ``bfloat16``
+    forces either. The loss is computed in float32.
+
+Threads
+    ``threads=0`` keeps torch's default (one per core). On a busy machine, OpenMP threads
+    that spin while waiting for each other can make 2 threads several times *slower* than 1
+    (measured on the shared 2-core project machine); there, use ``--threads 1`` or set
+    ``OMP_WAIT_POLICY=PASSIVE``. ``torchrun`` sets ``OMP_NUM_THREADS=1`` per rank.
 
 Data
     :class:`degrade.data.SequenceDataset` with ``steps="random"`` and ``resampled=True``:
@@ -115,7 +123,7 @@ class TrainConfig:
     loss: str = "l1"  # "l1" or "l2"
     # system
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    dtype: str = "auto"  # "auto" (bf16 on a capable GPU, else float32), "float32", "bfloat16"
+    dtype: str = "auto"  # "auto" (bf16 where native: capable GPU or CPU), "float32", "bfloat16"
     threads: int = 0  # torch threads per rank; 0: torch's default
     seed: int = 0
     # checkpoints and logs
@@ -185,6 +193,36 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     span = max(1, cfg.max_steps - cfg.warmup_steps)
     frac = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * frac)) * (cfg.lr - cfg.min_lr)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes in bf16 natively (AVX512-BF16 or AMX; read from
+    ``/proc/cpuinfo``, so False where that file does not exist).
+
+    Examples
+    --------
+    >>> isinstance(cpu_has_native_bf16(), bool)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def bf16_is_native(device: Any) -> bool:
+    """``dtype="auto"``: bf16 autocast on a GPU that supports bf16, or on a CPU with native
+    bf16 instructions (measured faster there, see the module docs); else float32."""
+    import torch
+
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and cpu_has_native_bf16()
 
 
 def ema_decay_at(step: int, cfg: TrainConfig) -> float:
@@ -397,9 +435,7 @@ def train(cfg: TrainConfig, *, log: Any = None) -> dict[str, Any]:
     say = (log if log is not None else (lambda s: print(s, file=sys.stderr))) if master else (lambda s: None)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    use_bf16 = cfg.dtype == "bfloat16" or (
-        cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
+    use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and bf16_is_native(device))
     try:
         # -- the run folder and the checkpoint to resume --------------------------------------
         out = Path(cfg.out)

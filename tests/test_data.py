@@ -185,18 +185,13 @@ def test_virtual_mode_equals_materialised_byte_for_byte(tmp_path, mode):
         SequenceDataset(none, virtual=False)
 
 
-def test_virtual_mode_refuses_partner_ops(tmp_path, monkeypatch):
-    import degrade.registry as registry
-
-    d = _build(tmp_path / "none", keep="none", limit=3)
-    real = registry.get_op
-
-    class Needy:
-        name, needs = "blur", ("partners",)
-
-    monkeypatch.setattr(registry, "get_op", lambda n: Needy() if n == "blur" else real(n))
-    with pytest.raises(DegradeError, match=r"virtual mode cannot replay op .blur.*partners"):
-        SequenceDataset(d)
+def test_virtual_mode_refuses_partner_ops_but_reads_them_materialised(tmp_path):
+    kw = {"ops": "blend", "steps": 3, "limit": 4}
+    none = _build(tmp_path / "none", keep="none", **kw)
+    with pytest.raises(DegradeError, match=r"virtual mode cannot replay op 'blend'.*partners"):
+        SequenceDataset(none)
+    full = _build(tmp_path / "all", keep="all", **kw)
+    assert len(list(SequenceDataset(full, steps="all"))) == 4 * 3
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -226,6 +221,7 @@ def test_http_streaming_equals_local(wds, pq, server):
     remote = SequenceDataset(url, seed=1, rank=1, world_size=2)
     assert remote.manifest_sha256 == SequenceDataset(wds).manifest_sha256
     assert _as_tuples(remote) == local
+    assert _as_tuples(SequenceDataset(_rel(server, wds) + "/", seed=1, rank=1, world_size=2)) == local
     # a brace pattern of shard URLs finds the manifest beside them for its counts
     pattern = _rel(server, wds) + "/shard-{000000..000003}.tar"
     assert _as_tuples(SequenceDataset(pattern, seed=1, rank=1, world_size=2)) == local

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from degrade.build import build
@@ -534,3 +535,54 @@ def test_a_flipped_byte_in_parquet_is_found_by_verify_and_the_reader(where, pq_r
     if where.startswith("png"):  # inside a page: its CRC catches it without the manifest
         with pytest.raises(DegradeError, match=rf"^{shard}: "):
             list(iter_shard(shard))
+
+
+# -- a killed training run ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train-data") / "data"
+    build(None, ops="blur", steps=4, size=16, limit=24, shard_size=8, out=out, workers=1,
+          progress=False, log=lambda s: None)  # fmt: skip
+    return out
+
+
+@pytest.mark.slow
+def test_kill_9_during_training_then_resume(tiny_dataset, tmp_path):
+    pytest.importorskip("torch")
+    from degrade.train import load_checkpoint
+
+    run = tmp_path / "run"
+    max_steps = 600
+    cmd = [sys.executable, "-m", "degrade", "train", "--data", str(tiny_dataset), "--out", str(run),
+           "--max-steps", str(max_steps), "--batch-size", "4", "--base-channels", "8",
+           "--channel-mults", "1", "--blocks", "1", "--workers", "0", "--ckpt-every", "3",
+           "--log-every", "1", "--warmup-steps", "2", "--progress", "false", "--resume"]  # fmt: skip
+    rng = np.random.default_rng(9)
+    ckpt = run / "ckpt.pt"
+    steps = []
+    for _ in range(3):
+        # Kill at a random moment once a checkpoint exists: often in the middle of writing
+        # the next one (every 3 steps).
+        start = ckpt.stat().st_mtime_ns if ckpt.exists() else None
+        delay = float(rng.uniform(0.05, 0.8))
+        deadline = [None]
+
+        def ready(start=start, delay=delay, deadline=deadline) -> bool:
+            if deadline[0] is None:
+                if ckpt.exists() and ckpt.stat().st_mtime_ns != start:
+                    deadline[0] = time.monotonic() + delay
+                return False
+            return time.monotonic() >= deadline[0]
+
+        kill_when(cmd, ready)
+        state = load_checkpoint(run)  # never half-written: the last complete one
+        steps.append(int(state["step"]))
+        assert 0 < steps[-1] < max_steps
+    assert steps == sorted(steps)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert int(load_checkpoint(run)["step"]) == max_steps
+    for line in (run / "log.jsonl").read_text().splitlines():
+        json.loads(line)  # a kill mid-line must not leave a broken record behind

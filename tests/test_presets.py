@@ -7,13 +7,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import tomllib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import setuptools
+import tomllib
 from PIL import Image
 from scipy import ndimage
 from skimage import color
@@ -53,7 +53,7 @@ def _load_or_skip(name: str):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_preset_builds_and_replays(name, tmp_path):
-    pipe, defaults = _load_or_skip(name)
+    pipe, _ = _load_or_skip(name)
     preset = load_preset(name)
     assert preset.description and preset.source
     build(None, pipeline=pipe, limit=2, size=32, workers=1, progress=False, out=tmp_path,
@@ -239,7 +239,7 @@ def test_cold_diffusion_snow_follows_the_linear_schedules():
 
 @pytest.mark.parametrize(("name", "k", "smax"), [("mnist", 100, 20), ("cifar10", 200, 24), ("256px", 200, 128)])
 def test_heat_dissipation_sigmas_are_log_spaced_as_published(name, k, smax):
-    pipe, defaults = pipeline_from_preset(f"heat-dissipation/{name}")
+    pipe, _ = pipeline_from_preset(f"heat-dissipation/{name}")
     sig = [s["ops"][0]["params"]["sigma"] for s in pipe.plan("a")]
     np.testing.assert_allclose(sig, np.exp(np.linspace(np.log(0.5), np.log(smax), k)), rtol=1e-9)
     assert pipe.steps == k
@@ -285,12 +285,12 @@ def test_imagenet_c_levels_equal_the_reference_tables(corruption):
     for name, levels in IMAGENET_C[corruption].items():
         got = [plan[k]["ops"][0]["params"][name] for k in range(5)]
         assert got == pytest.approx(levels, rel=1e-12), name
-    # The op's own default curve passes through the same levels at t = k/5.
+    # Where the op's own default is a knot table, it passes through the same levels at t = k/5.
     op = get_op(pipe.ops[0].op)
     for k in range(5):
         defaults_at = op.params_at((k + 1) / 5)
         for name, levels in IMAGENET_C[corruption].items():
-            if not op.param(name).is_constant and corruption not in ("gaussian_blur", "shot_noise"):
+            if op.param(name).curve == "knots":
                 assert defaults_at[name] == pytest.approx(levels[k], rel=1e-9), (name, k)
 
 
@@ -373,7 +373,8 @@ REFERENCE_FRAMES = {
     "saturate": (_ref_saturate, range(5), 0, 1, 0.7),
     "jpeg_compression": (_ref_jpeg, range(5), 0, 0, 0.0),
     "zoom_blur": (_ref_zoom_blur, range(5), 0, 1, 0.7),
-    "defocus_blur": (_ref_defocus, range(5), 0, 3, 1.2),
+    # The disk's alias blur is not truncated to 3×3 / 5×5 here.
+    "defocus_blur": (_ref_defocus, range(5), 0, 3, 1.5),
     # OpenCV's Gaussian has radius 3σ and reflect-101 borders (skimage: 4σ, edge): compared
     # away from the borders.
     "gaussian_blur": (_ref_gaussian_blur, range(5), 25, 1, 0.7),

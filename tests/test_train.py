@@ -213,3 +213,10 @@ def test_kill_and_resume_matches_an_uninterrupted_run(pool, tmp_path):
     assert [e["step"] for e in read_log(run)] == list(range(1, 41))
     assert _losses(run) == _losses(whole)
     assert json.loads((run / "config.json").read_text())["max_steps"] == 40
+
+
+def test_the_cli_declares_train_without_importing_torch():
+    code = ("import sys, degrade.cli; degrade.cli.build_parser(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

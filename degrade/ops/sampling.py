@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from degrade.ops._util import restore_channels
 from degrade.registry import Op, Param, register
@@ -30,14 +31,15 @@ def _resize(image: np.ndarray, w: int, h: int, interpolation: int) -> np.ndarray
 def pixelate(image: np.ndarray, *, scale: float) -> np.ndarray:
     """Box-average down to ``scale`` of the size, then nearest-neighbour back up.
 
-    The small size is ⌊W·scale⌋ × ⌊H·scale⌋ (at least 1), truncated as in ImageNet-C
-    (PIL ``BOX`` down, ``NEAREST`` up; here OpenCV ``INTER_AREA`` down, which averages the
-    same areas, and centre-aligned nearest up). When the sizes divide, every block is
-    constant and equal to the mean of its pixels. The default curve passes through
-    ImageNet-C's levels .6 .5 .4 .3 .25 at t = .2 … 1. Not monotone: the sizes are whole
-    pixels, and a block grid that divides the image (or lines up with its structure, such
-    as edges or a periodic pattern) loses less than a slightly finer grid that does not,
-    so PSNR vs the clean image can rise between steps; the calibrated schedule fixes that.
+    The small size is ⌊W·scale⌋ × ⌊H·scale⌋ (at least 1), truncated as in ImageNet-C, and
+    the resampling is ImageNet-C's too: PIL ``BOX`` down (each small pixel the mean of the
+    whole pixels whose centres fall in its box), PIL ``NEAREST`` up, here on float32 planes.
+    When the sizes divide, every block is constant and equal to the mean of its pixels. The
+    default curve passes through ImageNet-C's levels .6 .5 .4 .3 .25 at t = .2 … 1. Not
+    monotone: the sizes are whole pixels, and a block grid that divides the image (or lines
+    up with its structure, such as edges or a periodic pattern) loses less than a slightly
+    finer grid that does not, so PSNR vs the clean image can rise between steps; the
+    calibrated schedule fixes that.
 
     Examples
     --------
@@ -49,8 +51,11 @@ def pixelate(image: np.ndarray, *, scale: float) -> np.ndarray:
     sh, sw = max(1, int(h * scale)), max(1, int(w * scale))
     if (sh, sw) == (h, w):
         return image.copy()
-    small = _resize(image, sw, sh, cv2.INTER_AREA)
-    out = restore_channels(_resize(small, w, h, _NEAREST), image)
+    out = np.empty_like(image)
+    for c in range(image.shape[2]):
+        plane = Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode="F")
+        small = plane.resize((sw, sh), Image.Resampling.BOX)
+        out[:, :, c] = np.asarray(small.resize((w, h), Image.Resampling.NEAREST), dtype=np.float32)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
