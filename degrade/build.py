@@ -304,8 +304,14 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
     # The shard's record is written by the worker right after the shard itself, so a build
     # killed after this point keeps the shard on resume (the record carries its sha256).
     parts = Path(task.path).parent / PARTS_DIR
-    parts.mkdir(exist_ok=True)
-    write_json_atomic(parts / f"{task.name}.json", record)
+    try:
+        parts.mkdir(exist_ok=True)
+        write_json_atomic(parts / f"{task.name}.json", record)
+    except BaseException:
+        # A shard without its record would be rebuilt anyway; remove it now so the disk
+        # holds nothing that looks finished (and the space comes back on a full disk).
+        Path(task.path).unlink(missing_ok=True)
+        raise
     return record
 
 
@@ -394,6 +400,11 @@ def _check_kept_shard(out: Path, name: str, planned_ids_digest: str) -> dict[str
     if shard.stat().st_size != record.get("bytes") or sha256_file(shard) != record.get("sha256"):
         return None
     return record
+
+
+def _remove_temp_files(out_dir: Path) -> None:
+    _remove(p for d in (out_dir, out_dir / PARTS_DIR) if d.is_dir()
+            for p in d.iterdir() if p.is_file() and is_temp_name(p.name))
 
 
 def _default_workers() -> int:
@@ -595,8 +606,7 @@ def build(
                 f"{out_dir} is not empty and holds no degrade build; use --overwrite or another --out"
             )
     # Stale temporary files of a killed run never look finished; remove them.
-    _remove(p for d in (out_dir, out_dir / PARTS_DIR) if d.is_dir()
-            for p in d.iterdir() if p.is_file() and is_temp_name(p.name))
+    _remove_temp_files(out_dir)
     write_json_atomic(plan_path, plan)
     (out_dir / PARTS_DIR).mkdir(exist_ok=True)
 
@@ -630,6 +640,11 @@ def build(
     try:
         for rec in _run_tasks(tasks, n_workers, bar, backend=backend, scheduler=scheduler):
             records[rec["index"]] = rec
+    except BaseException:
+        # A failed task makes joblib stop the other workers mid-shard: their temporary files
+        # would stay behind (and keep the space a full disk needs back).
+        _remove_temp_files(out_dir)
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -522,6 +522,15 @@ def _positive_or_zero(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
 
 
+def _trust(args: argparse.Namespace) -> None:
+    # Model factories named in recipes are imported only when the user trusts them.
+    if getattr(args, "trust_model", None):
+        from degrade.ops.learned import trust_model
+
+        for spec in args.trust_model:
+            trust_model(spec)
+
+
 def add_build_parser(sub: argparse._SubParsersAction) -> None:
     """Declare ``degrade build``."""
     p = _command(
@@ -560,6 +569,8 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
                    help="where shard tasks run: local processes (default), a Dask cluster or Ray")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler (tcp://host:8786) or Ray address; default: start a local one")
+    p.add_argument("--trust-model", action="append", default=[], metavar="FACTORY",
+                   help="let deepdream import and run this model factory (package.module.factory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -569,6 +580,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     from degrade.build import build
 
+    _trust(args)
     external = any(str(i).startswith("sequences:") for i in (args.inputs or []))
     kwargs: dict[str, Any] = {"size": args.size}
     if args.pipeline is not None and not external:
@@ -644,12 +656,15 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--regenerate", type=_positive_or_zero, default=8, metavar="N",
                    help="samples rebuilt from their recipes and compared pixel for pixel (default 8)")
     p.add_argument("--seed", type=_positive_or_zero, default=0, help="which samples are regenerated (default 0)")
+    p.add_argument("--trust-model", action="append", default=[], metavar="FACTORY",
+                   help="let deepdream import and run this model factory when replaying")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``degrade verify``: 0 when everything matches, 1 otherwise."""
     from degrade.verify import verify
 
+    _trust(args)
     report = verify(args.path, regenerate=args.regenerate, seed=args.seed)
     _emit(str(report))
     return 0 if report.ok else 1

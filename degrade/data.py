@@ -105,6 +105,7 @@ __all__ = [
     "decode_image",
     "expand_braces",
     "open_url",
+    "resolve_source",
     "to_tensor",
 ]
 

@@ -21,18 +21,30 @@ import numpy as np
 from degrade.errors import DegradeError
 from degrade.seeding import rng_for
 
-__all__ = ["CONVENTION", "SWD_CONVENTION", "laplacian_pyramid", "psnr", "ssim", "swd", "swd_levels"]
+__all__ = ["CONVENTION", "SWD_CONVENTION", "laplacian_pyramid", "psnr", "ssim", "swd", "swd_convention", "swd_levels"]
 
 #: Recorded beside every number: how it was computed.
 CONVENTION = "per-image, data_range=1.0, RGB (grayscale as 1 channel), SSIM 7x7 uniform window mean over channels"
 
-#: How :func:`swd` numbers are computed (recorded beside every SWD value).
-SWD_CONVENTION = (
-    "set-level sliced Wasserstein distance x1e3, data_range=1.0, RGB; Laplacian pyramid "
-    "(5-tap binomial, reflect) down to >=16 px, 7x7 patches, 128 per image and level, "
-    "descriptors normalised per level and channel by the pooled mean/std of both sets, "
-    "4x128 random directions, mean over levels"
-)
+def swd_convention(*, patch: int = 7, patches_per_image: int = 128, directions: int = 128,
+                   repeats: int = 4, min_size: int = 16) -> str:
+    """How :func:`swd` numbers computed with these settings are to be read (recorded beside them).
+
+    Examples
+    --------
+    >>> swd_convention(patches_per_image=64).split(";")[0]
+    'set-level sliced Wasserstein distance x1e3, data_range=1.0, RGB'
+    """
+    return (
+        "set-level sliced Wasserstein distance x1e3, data_range=1.0, RGB; Laplacian pyramid "
+        f"(5-tap binomial, reflect) down to >={min_size} px, {patch}x{patch} patches, "
+        f"{patches_per_image} per image and level, descriptors normalised per level and channel "
+        f"by the pooled mean/std of both sets, {repeats}x{directions} random directions, mean over levels"
+    )
+
+
+#: How :func:`swd` numbers with the default settings are computed.
+SWD_CONVENTION = swd_convention()
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +267,7 @@ def swd(
     repeats: int = 4,
     min_size: int = 16,
 ) -> float:
-    """Sliced Wasserstein distance between two sets of images, ×1e3 (:data:`SWD_CONVENTION`).
+    """Sliced Wasserstein distance between two sets of images, ×1e3 (:func:`swd_convention`).
 
     Each image (H×W×C float in [0, 1]) is split into a Laplacian pyramid
     (:func:`laplacian_pyramid`); ``patches_per_image`` random ``patch``×``patch`` patches

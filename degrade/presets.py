@@ -342,7 +342,7 @@ def _read(path: Path, name: str) -> Preset:
         what = " ".join(str(exc.problem or exc.context or exc).split())
         raise fail(line, f"not valid YAML: {what}") from None
     except yaml.YAMLError as exc:
-        raise fail(1, f"not valid YAML: {exc}") from None
+        raise fail(1, f"not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, _Map):
         raise fail(1, "a preset is a mapping of keys (description, ops, steps, source, ...)")
     for key in data:

@@ -338,7 +338,7 @@ def leaderboard_markdown(board: Mapping[str, Any], config: Mapping[str, Any], se
             "",
             f"## Blind model (no step input) trained on {', '.join(o for o in config['ops'] if o not in config['blind_holdout'])}",
             "",
-            f"| op | in its training | degraded | blind direct | blind alg2 | specialist direct |",
+            "| op | in its training | degraded | blind direct | blind alg2 | specialist direct |",
             "|---|---|---:|---:|---:|---:|",
         ]
         for r in board["blind"]:

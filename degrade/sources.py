@@ -426,7 +426,7 @@ def _tar_label(tf: tarfile.TarFile, m: tarfile.TarInfo, ext: str) -> str | None:
         return text or None
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a label is optional: a bad recipe just has none
         return None
     label = value.get("label") if isinstance(value, dict) else None
     return None if label is None or isinstance(label, (dict, list)) else str(label)
@@ -497,7 +497,7 @@ def _class_names(metadata: Mapping[bytes, bytes]) -> list[str] | None:
         info = json.loads(metadata[b"huggingface"])
         feature = info["info"]["features"]["label"]
         names = feature.get("names") if feature.get("_type") == "ClassLabel" else None
-    except (KeyError, TypeError, AttributeError, ValueError):
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
         return None
     return [str(n) for n in names] if isinstance(names, list) else None
 

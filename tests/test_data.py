@@ -80,6 +80,17 @@ def test_workers_split_a_rank_share_without_overlap(wds):
         assert Counter(two) == Counter(one)
 
 
+def test_fewer_shards_than_ranks_times_workers(tmp_path):
+    # webdataset's shard-level split hangs here; a sample-level split does not
+    one = _build(tmp_path / "one", limit=9, shard_size=100)
+    keys = []
+    for rank in (0, 1):
+        got = _keys(SequenceDataset(one, rank=rank, world_size=2), workers=2)
+        assert len(got) == 4
+        keys += got
+    assert len(set(keys)) == 8
+
+
 def test_more_ranks_than_samples_is_a_clear_error(wds):
     with pytest.raises(DegradeError, match="cannot be shared among 12 ranks"):
         SequenceDataset(wds, rank=0, world_size=12)

@@ -85,12 +85,61 @@ def tiny_cnn() -> Any:
     return TinyCNN()
 
 
-def _factory(spec: str) -> Any:
+#: Environment variable listing the model factories a user trusts, separated by commas.
+TRUST_ENV = "DEGRADE_TRUSTED_MODELS"
+
+
+def trust_model(spec: str) -> None:
+    """Allow ``deepdream`` to import and call the model factory ``spec`` in this process and
+    the worker processes it starts (recorded in the ``DEGRADE_TRUSTED_MODELS`` variable).
+
+    A recipe or preset is data: one read from an untrusted shard may name any importable
+    module, and importing it runs its code. So a factory runs only when the user named it
+    here, with ``--trust-model``, or in the environment variable.
+
+    Examples
+    --------
+    >>> trust_model("mypkg.nets.small_cnn")
+    >>> "mypkg.nets.small_cnn" in trusted_models()
+    True
+    """
+    names = trusted_models()
+    if spec not in names:
+        os.environ[TRUST_ENV] = ",".join([*names, spec])
+
+
+def trusted_models() -> list[str]:
+    """The model factories the user trusts (see :func:`trust_model`).
+
+    Examples
+    --------
+    >>> isinstance(trusted_models(), list)
+    True
+    """
+    return [s.strip() for s in os.environ.get(TRUST_ENV, "").split(",") if s.strip()]
+
+
+def _check_trusted(spec: str) -> None:
+    _parse_spec(spec)
+    if spec not in trusted_models():
+        raise DegradeError(
+            f"deepdream: model '{spec}' is not trusted; importing it would run its code. "
+            f"Pass --trust-model {spec} (or set {TRUST_ENV}) if you trust it"
+        )
+
+
+def _parse_spec(spec: str) -> tuple[str, str]:
     mod_name, sep, attr = spec.partition(":")
     if not sep:
         mod_name, _, attr = spec.rpartition(".")
     if not mod_name or not attr:
         raise DegradeError(f"deepdream: model must be package.module.factory, got '{spec}'")
+    return mod_name, attr
+
+
+def _factory(spec: str) -> Any:
+    mod_name, attr = _parse_spec(spec)
+    _check_trusted(spec)
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
@@ -150,6 +199,8 @@ def load_model(model: str = "", weights: str = "") -> Any:
         except OSError:
             raise DegradeError(f"deepdream: weights file '{weights}' not found") from None
         stamp = (st.st_mtime_ns, st.st_size)  # a rewritten file is loaded again
+    if model:
+        _check_trusted(model)  # before the cache: trust is checked on every call
     return _cached_model(model, weights, stamp)
 
 

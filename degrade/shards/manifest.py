@@ -267,7 +267,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DegradeError(f"{p}: cannot read ({exc.strerror or exc})") from None
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # (absurdly deep nesting)
         raise DegradeError(f"{p}: invalid manifest JSON ({exc})") from None
     if not isinstance(data, dict):
         raise DegradeError(f"{p}: a manifest is a JSON object, got {type(data).__name__}")

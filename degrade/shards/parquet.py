@@ -305,7 +305,7 @@ def _row_record(row: dict[str, Any], shard: str) -> dict[str, Any]:
         raise DegradeError(f"{where}: steps are not strictly ascending")
     try:
         recipe = json.loads(row["recipe"])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # (absurdly deep nesting)
         raise DegradeError(f"{where}: invalid recipe JSON ({exc})") from None
     if not isinstance(recipe, dict):
         raise DegradeError(f"{where}: the recipe is not a JSON object")

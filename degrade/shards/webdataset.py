@@ -469,7 +469,7 @@ def _build_record(key: str, fields: dict[str, bytes], shard: str) -> dict[str, A
             raise DegradeError(f"{where}: missing {key}.{required}")
     try:
         recipe = json.loads(fields["json"].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # (absurdly deep nesting)
         raise DegradeError(f"{where}: invalid recipe JSON ({exc})") from None
     if not isinstance(recipe, dict):
         raise DegradeError(f"{where}: the recipe is not a JSON object")

@@ -19,7 +19,7 @@ from tests.conftest import varied_images
 
 torch = pytest.importorskip("torch")
 
-from degrade.ops.learned import deepdream, load_model, tiny_cnn  # noqa: E402
+from degrade.ops.learned import TRUST_ENV, deepdream, load_model, tiny_cnn, trust_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OP = degrade.get_op("deepdream")
@@ -44,7 +44,18 @@ def factory(tmp_path, monkeypatch):
     name = f"dd_factory_{abs(hash(str(tmp_path))) % 10**8}"
     (tmp_path / f"{name}.py").write_text(FACTORY_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
+    trusted = [f"{name}{sep}{attr}" for sep in ".:" for attr in ("features", "missing", "not_a_module")]
+    monkeypatch.setenv(TRUST_ENV, ",".join([*trusted, "no_such_module_xyz.factory"]))
     return name
+
+
+def test_an_untrusted_factory_is_refused_before_import(factory, monkeypatch):
+    monkeypatch.setenv(TRUST_ENV, "")
+    with pytest.raises(DegradeError, match=rf"model '{factory}.features' is not trusted"):
+        OP(varied_images(8)[0], t=1.0, model=f"{factory}.features")
+    assert factory not in sys.modules
+    trust_model(f"{factory}.features")
+    assert OP(varied_images(8)[0], t=1.0, model=f"{factory}.features").shape == (8, 8, 3)
 
 
 def test_whole_steps_compose_exactly():
