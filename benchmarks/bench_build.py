@@ -20,11 +20,14 @@ Every variant loads its images with ``degrade.sources.load_item`` inside its tim
 so loading is timed equally everywhere. Each variant runs in its own subprocess; "s" is the
 work's own time (the build's ``timings.seconds`` in its manifest; the hand loop's and the
 kernels' loop incl. the process pool), "wall" the whole command incl. interpreter start and
-imports.
+imports, "frames/CPU-s" frames per CPU-second of the whole command and its worker processes
+(what other load on a shared machine disturbs least; "others' CPU %" says how busy the rest
+of the machine was).
 
     python benchmarks/bench_build.py            # full: 64 px bare command + 256 px, 3 rounds
-    python benchmarks/bench_build.py --quick    # ~30 s smoke run
+    python benchmarks/bench_build.py --quick    # smoke run (~30-40 s on 2 quiet cores)
     python benchmarks/bench_build.py --profile  # where one build_shard at 256 px spends its time
+    python benchmarks/bench_build.py --what-if  # the build's per-step kernel path vs cheaper ones
 """
 
 from __future__ import annotations
@@ -712,7 +715,7 @@ def main() -> None:
             return
         names = [n.strip() for n in a.variants.split(",") if n.strip()]
         if a.quick:
-            a.rounds, a.limit_64, a.limit_256, a.shard_256 = 1, 200, 32, 8
+            a.rounds, a.limit_64, a.limit_256, a.shard_256 = 1, 80, 16, 4
         summary: list[str] = []
         if a.only in (None, "64"):
             bare = a.limit_64 == 1000

@@ -257,7 +257,8 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
                     seq = pipe.from_frames(frames_u8, item.key, **_sample_meta(item, meta, split))
                 else:
                     seq = pipe.run_encoded(
-                        clean, item.key, partners=partners, **_sample_meta(item, meta, split)
+                        clean, item.key, partners=partners, decode=cfg["codec"] != "auto",
+                        **_sample_meta(item, meta, split)
                     )
             except DegradeError as exc:
                 if cfg["strict"]:
@@ -776,10 +777,16 @@ def _run_tasks(tasks: list[ShardTask], n_workers: int, bar: Any, *, backend: str
             par = Parallel(n_jobs=n_workers, backend="loky", return_as="generator_unordered")
             yield from par(delayed(build_shard)(t, q) for t in tasks)
         finally:
-            # Let the pump drain what is left, then stop it.
-            time.sleep(0.3)
             stop.set()
             th.join(timeout=2)
+            # Every put() of a finished task has reached the manager: drain what is left.
+            while True:
+                try:
+                    n = q.get_nowait()
+                except (_queue.Empty, EOFError, OSError):
+                    break
+                if bar is not None:
+                    bar.update(n)
     finally:
         manager.shutdown()
 

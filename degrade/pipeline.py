@@ -407,13 +407,21 @@ class Pipeline:
 
     # -- running ----------------------------------------------------------------------
     def run_encoded(
-        self, image: np.ndarray, key: str = "", *, partners: PartnerProvider | None = None, **meta: Any
+        self,
+        image: np.ndarray,
+        key: str = "",
+        *,
+        partners: PartnerProvider | None = None,
+        decode: bool = True,
+        **meta: Any,
     ) -> SampleFrames:
         """Run the sequence and return uint8 frames, encoded payloads and the recipe.
 
         ``partners`` supplies other images to ops that need them (``patches``, ``blend``);
         the recipe records each partner's key and checksum. ``meta`` (source, split, label,
-        ...) is stored in the recipe.
+        ...) is stored in the recipe. ``decode=False`` leaves ``frames[k]`` as None where
+        ``payloads[k]`` holds the encoded file and no later step reads it (a writer that
+        stores the payload needs no decoded copy).
 
         Examples
         --------
@@ -449,7 +457,7 @@ class Pipeline:
 
             frames, payloads = monotone_execute(clean, recipe, context=_partner_context(images))
         else:
-            frames, payloads = execute(clean, recipe, context=_partner_context(images))
+            frames, payloads = execute(clean, recipe, context=_partner_context(images), decode=decode)
         return SampleFrames(frames, payloads, recipe)
 
     def run(
@@ -593,10 +601,12 @@ def execute(
     recipe: Mapping[str, Any],
     *,
     context: Callable[[int, Op], Mapping[str, Any]] | None = None,
+    decode: bool = True,
 ) -> tuple[list[np.ndarray], list[tuple[str, bytes] | None]]:
     """Run a recipe's steps on a uint8 clean image: the one code path of run and replay.
 
     ``context(position, op)`` supplies what ops with ``needs`` get (partner images, models).
+    ``decode=False`` (absolute mode only) skips decoding encoded frames, which are then None.
 
     Examples
     --------
@@ -631,19 +641,33 @@ def execute(
             params = entry["params"]
             if j == n - 1 and op.codec is not None and op.encode is not None and op.decode is not None:
                 data = op.encode(x, **params)
-                out_u8 = op.decode(data)
-                if out_u8.ndim == 2:
-                    out_u8 = out_u8[:, :, None]
                 payload = (op.codec, data)
+                if decode or mode != "absolute":
+                    out_u8 = op.decode(data)
+                    if out_u8.ndim == 2:
+                        out_u8 = out_u8[:, :, None]
             else:
                 x = op.apply(x, params, fields[pos], **ctx)
                 if x.shape != shape:
                     raise DegradeError(
                         f"op '{op.name}' returned shape {x.shape} for input {shape} (a kernel bug)"
                     )
-        frames.append(out_u8 if out_u8 is not None else to_uint8(x))
+        if out_u8 is not None:
+            frames.append(out_u8)
+        elif payload is not None:
+            frames.append(None)  # type: ignore[arg-type]  # decode=False: the payload is the frame
+        else:
+            frames.append(_unit_to_uint8(x))
         payloads.append(payload)
     return frames, payloads
+
+
+def _unit_to_uint8(x: np.ndarray) -> np.ndarray:
+    # Op.apply has already clipped x to [0, 1], so x·255 + 0.5 lies in [0.5, 255.5] and
+    # truncation gives exactly to_uint8(x) without a second clip or temporary.
+    tmp = np.multiply(x, np.float32(255.0), dtype=np.float32)
+    tmp += np.float32(0.5)
+    return tmp.astype(np.uint8)
 
 
 def replay(

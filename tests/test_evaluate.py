@@ -112,6 +112,20 @@ def test_oracle_evaluation_reports_exact_restoration(blur_data, tmp_path):
     assert {r["value"] for r in rows if r["method"] == "alg2" and r["metric"] == "psnr"} == {"inf"}
 
 
+def test_virtual_datasets_are_replayed_from_their_recipes(blur_data, tmp_path):
+    # --keep none stores no frames: x_k comes from each recipe, the same pixels as stored ones.
+    virtual = tmp_path / "virtual"
+    build(None, ops="blur", steps=4, size=16, limit=24, split=SPLIT, out=virtual, keep="none", workers=1,
+          progress=False, log=lambda s: None)
+    stored, replayed = load_samples(blur_data, limit=3), load_samples(virtual, limit=3)
+    assert all(s.stored for s in stored) and not any(s.stored for s in replayed)
+    kw = {"steps_eval": "2,4", "baselines": False}
+    a = evaluate_restorer(lambda x, k, t: x, stored, **kw)
+    b = evaluate_restorer(lambda x, k, t: x, replayed, **kw)
+    assert [r["value"] for r in a.rows if r["metric"] in ("psnr", "ssim", "swd")] == [
+        r["value"] for r in b.rows if r["metric"] in ("psnr", "ssim", "swd")]
+
+
 def test_eval_from_a_checkpoint_writes_the_report(blur_data, x0_ckpt, tmp_path):
     rep = tmp_path / "report"
     code = main(["eval", "--ckpt", str(x0_ckpt), "--out", str(rep), "--steps-eval", "1,2,4", "--quiet"])
@@ -183,6 +197,20 @@ def test_restore_user_images(blur_data, x0_ckpt, tmp_path):
     with pytest.raises(DegradeError, match=r"1\.\.4"):
         restore(x0_ckpt, src, out, step=9, progress=False)
     assert main(["restore", "--ckpt", str(x0_ckpt), "--input", str(src), "--out", str(out)]) == 2
+
+
+def test_restore_with_a_blind_model(blur_data, tmp_path):
+    ckpt = _train(blur_data, tmp_path / "blind", model="blind")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray((np.random.default_rng(1).random((12, 12, 3)) * 255).astype(np.uint8)).save(src / "x.png")
+    assert main(["restore", "--ckpt", str(ckpt), "--input", str(src / "x.png"), "--out", str(tmp_path / "o"),
+                 "--blind", "--quiet"]) == 0
+    assert Image.open(tmp_path / "o" / "x.png").size == (12, 12)
+    with pytest.raises(DegradeError, match="needs --step k"):
+        restore(ckpt, src, tmp_path / "o", blind=True, sampler="alg2", progress=False)
+    with pytest.raises(DegradeError, match="either --step k"):
+        restore(ckpt, src, tmp_path / "o", progress=False)
 
 
 def test_bench_end_to_end_on_a_tiny_budget(tmp_path, capsys):

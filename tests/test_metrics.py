@@ -79,16 +79,18 @@ def test_swd_identical_sets_give_zero_and_it_is_symmetric_and_seeded():
     assert "x1e3" in SWD_CONVENTION and "data_range=1.0" in SWD_CONVENTION
 
 
-def test_swd_grows_with_a_shift_and_with_noise():
+@pytest.mark.parametrize("settings", [{}, {"patches_per_image": 64, "repeats": 2}])
+def test_swd_grows_with_a_shift_and_with_noise(settings):
+    # The defaults, and the lighter settings the evaluator uses (degrade.evaluate.SWD_SETTINGS).
     a = varied_images(32)
-    shifts = [swd(a, [np.clip(x + d, 0, 1) for x in a]) for d in (0.02, 0.05, 0.1, 0.2)]
+    shifts = [swd(a, [np.clip(x + d, 0, 1) for x in a], **settings) for d in (0.02, 0.05, 0.1, 0.2)]
     assert 0 < shifts[0] < shifts[1] < shifts[2] < shifts[3]
-    noises = [swd(a, [_noisy(x, s, i) for i, x in enumerate(a)]) for s in (0.01, 0.05, 0.15)]
+    noises = [swd(a, [_noisy(x, s, i) for i, x in enumerate(a)], **settings) for s in (0.01, 0.05, 0.15)]
     assert 0 < noises[0] < noises[1] < noises[2]
     # Two different draws of the same kind of image are closer than clean vs noisy.
-    b1 = [_noisy(x, 0.05, 100 + i) for i, x in enumerate(a)]
-    b2 = [_noisy(x, 0.05, 200 + i) for i, x in enumerate(a)]
-    assert swd(b1, b2) < swd(a, b1) / 2
+    b1 = [_noisy(x, 0.1, 100 + i) for i, x in enumerate(a)]
+    b2 = [_noisy(x, 0.1, 200 + i) for i, x in enumerate(a)]
+    assert swd(b1, b2, **settings) < swd(a, b1, **settings) / 2
 
 
 def test_swd_refuses_bad_input():
