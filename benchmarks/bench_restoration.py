@@ -1,7 +1,7 @@
 """Restoration leaderboard: how restorable is each corruption, and where does iterative
 sampling help? (issue 7)
 
-Runs :func:`degrade.evaluate.bench` — the same as ``degrade bench`` — with the settings of
+Runs :func:`degrade.bench.bench` — the same as ``degrade bench`` — with the settings of
 the table in RESULTS.md: for each op, 256 crops of the sample pool at 32 px (split by
 photograph, train 0.8 / test 0.2, so the ~51 test crops come from photographs never seen
 in training), T = 10 steps, the same small UNet (base 16, mults 1,2) trained for the same
@@ -12,8 +12,8 @@ tuned per step. With ``--blind-holdout`` a ``blind`` model (no step input) is tr
 other ops and evaluated on all, the held-out ones unseen. Prints the machine, the
 leaderboard and the wall time; everything lands in ``--out``.
 
-    python benchmarks/bench_restoration.py                 # the RESULTS.md run (~20 min on 2 busy cores)
-    python benchmarks/bench_restoration.py --quick         # ~1 min smoke run (16 px, 10 steps)
+    python benchmarks/bench_restoration.py                 # the RESULTS.md run (~11 min on 2 busy cores)
+    python benchmarks/bench_restoration.py --quick         # ~15-50 s smoke run (16 px, 10 steps)
     python benchmarks/bench_restoration.py --max-steps 100 --ops blur,noise
 """
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         args.blind_holdout = "noise"
     out = Path(args.out or tempfile.mkdtemp(prefix="degrade-bench-restoration-"))
 
-    from degrade.evaluate import bench
+    from degrade.bench import bench
 
     print(f"machine: {machine_note()}")
     t0, busy0 = time.perf_counter(), busy_cpu_seconds()

@@ -950,10 +950,10 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """``degrade bench``: call :func:`degrade.evaluate.bench` and print the leaderboard."""
+    """``degrade bench``: call :func:`degrade.bench.bench` and print the leaderboard."""
     from pathlib import Path
 
-    from degrade.evaluate import bench
+    from degrade.bench import bench
 
     try:
         mults = tuple(int(m) for m in args.channel_mults.split(",") if m.strip())
@@ -997,8 +997,8 @@ def add_restore_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    """``degrade restore``: call :func:`degrade.evaluate.restore`."""
-    from degrade.evaluate import restore
+    """``degrade restore``: call :func:`degrade.restore.restore`."""
+    from degrade.restore import restore
 
     restore(args.ckpt, args.input, args.out, step=args.step, blind=args.blind, sampler=args.sampler,
             data=args.data, device=args.device, progress=not args.quiet,

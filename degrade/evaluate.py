@@ -1,4 +1,4 @@
-"""Step-by-step restoration benchmarks: ``degrade eval``, ``degrade bench``, ``degrade restore``.
+"""Step-by-step restoration benchmarks: ``degrade eval`` (issue 7).
 
 :func:`evaluate` answers "how good is my model at step k?": on held-out samples of a built
 dataset, for each evaluated step k it restores x_k with every applicable method and scores
@@ -23,11 +23,9 @@ Metrics (one row each in ``metrics.csv``: ``op,step,method,metric,value,conventi
 D is replayed from each sample's recipe (same field, same partner images): the samplers use
 exactly the forward process the data came from.
 
-:func:`bench` builds one dataset per corruption from the sample pool (the same images for
-every op), trains the same small model with the same budget on each, evaluates each and
-writes a leaderboard; with ``blind_holdout`` it also trains one ``blind`` model on the other
-ops and evaluates it on the held-out ones. :func:`restore` runs a checkpoint on a user's
-own images.
+Built on this: :func:`degrade.bench.bench` (``degrade bench``: one model per corruption, a
+leaderboard) and :func:`degrade.restore.restore` (``degrade restore``: a user's own images).
+Reports are written by :mod:`degrade.report`.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ import csv
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from degrade.errors import DegradeError
-from degrade.image import to_float, to_uint8
+from degrade.image import to_float
 from degrade.metrics import CONVENTION, psnr, ssim, swd, swd_convention
 from degrade.sampling import (
     Degrader,
@@ -63,13 +60,14 @@ __all__ = [
     "METRICS",
     "EvalResult",
     "EvalSample",
-    "bench",
     "default_steps",
     "evaluate",
     "evaluate_restorer",
+    "load_ckpt",
     "load_samples",
     "parse_steps",
-    "restore",
+    "write_json",
+    "write_rows_csv",
 ]
 
 #: The columns of ``metrics.csv``, in order.
@@ -452,7 +450,14 @@ def evaluate_restorer(
 # -- evaluating a checkpoint ----------------------------------------------------------------------
 
 
-def _load_ckpt(ckpt: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+def load_ckpt(ckpt: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint dict: loaded from ``RUN/ckpt.pt`` (or the run folder), or passed through.
+
+    Examples
+    --------
+    >>> load_ckpt({"model": {}, "config": {}})["config"]
+    {}
+    """
     if isinstance(ckpt, Mapping):
         return dict(ckpt)
     from degrade.train import load_checkpoint
@@ -517,7 +522,7 @@ def evaluate(
     """
     from degrade.sampling import ModelRestorer
 
-    c = _load_ckpt(ckpt)
+    c = load_ckpt(ckpt)
     cfg = c["config"]
     data = data if data is not None else cfg.get("data")
     if not data:
@@ -549,293 +554,6 @@ def evaluate(
 
         write_report(result, out)
     return result
-
-
-# -- the benchmark ----------------------------------------------------------------------------------
-
-
-def bench(
-    ops: str | Sequence[str] = ("blur", "noise", "jpeg", "pixelate"),
-    *,
-    steps: int = 10,
-    size: int = 32,
-    max_steps: int = 300,
-    limit: int = 256,
-    out: str | os.PathLike[str] = "degrade-bench",
-    blind_holdout: str | Sequence[str] | None = None,
-    batch_size: int = 32,
-    base_channels: int = 16,
-    channel_mults: Sequence[int] = (1, 2),
-    lr: float = 1e-3,
-    threads: int = 0,
-    workers: int = 0,
-    eval_limit: int | None = None,
-    steps_eval: str | Sequence[int] | None = None,
-    seed: int = 0,
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Train and evaluate the same small model once per corruption; write a leaderboard.
-
-    For each op: build ``limit`` images of the sample pool at ``size`` px with ``steps``
-    steps (split ``train=0.8,test=0.2`` by photograph, so every op sees the same images),
-    train a UNet for ``max_steps`` steps (same config, same seed, same budget), evaluate
-    it on the test split (:func:`evaluate`, baselines tuned on train images) and collect
-    the results in ``OUT/leaderboard.{md,csv,json,png}``; each op's full report is in
-    ``OUT/<op>/report``.
-
-    ``blind_holdout``: ops left out of a ``blind`` model's training (it is trained on the
-    union of the other ops' datasets, with no step input, the same budget) and evaluated on
-    every op — the held-out ones show how it does on corruptions it never saw. Held-out ops
-    not in ``ops`` get a dataset (no specialist model).
-
-    Returns
-    -------
-    dict
-        ``ops`` (per-op summary rows), ``blind`` (rows or None), ``seconds``, ``out``.
-    """
-    import torch
-
-    from degrade.build import build
-    from degrade.pipeline import parse_ops
-    from degrade.report import summarise_bench, write_leaderboard
-    from degrade.train import TrainConfig, train
-
-    say = log or (lambda s: print(s, file=sys.stderr))
-    names = [s.strip() for s in (ops.split(",") if isinstance(ops, str) else ops) if s.strip()]
-    if not names:
-        raise DegradeError("--ops is empty; give ops separated by commas, e.g. blur,noise")
-    for nm in names:
-        if ":" in nm:
-            raise DegradeError(f"bench takes op names only (the ops' default schedules), got '{nm}'")
-        parse_ops(nm)
-    held = [s.strip() for s in (blind_holdout.split(",") if isinstance(blind_holdout, str) else (blind_holdout or []))
-            if s.strip()]
-    seen = [o for o in names if o not in held]
-    if held and not seen:
-        raise DegradeError("--blind-holdout leaves no op to train the blind model on")
-    if held and len(seen) < 1:
-        raise DegradeError("the blind model needs at least one training op")
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    common = dict(max_steps=max_steps, batch_size=batch_size, base_channels=base_channels,
-                  channel_mults=tuple(channel_mults), lr=lr, min_lr=lr / 10,
-                  warmup_steps=max(1, min(100, max_steps // 10)), threads=threads, workers=workers,
-                  seed=seed, progress=progress, log_every=max(1, min(10, max_steps)),
-                  ckpt_every=max_steps)
-    quiet = (lambda s: None) if not progress else say
-    try:
-        data_dirs: dict[str, Path] = {}
-        for op in dict.fromkeys([*names, *held]):
-            d = root / op / "data"
-            if not (d / "manifest.json").exists():
-                t0 = time.perf_counter()
-                build(None, ops=op, steps=steps, size=size, limit=limit, out=d, seed=seed,
-                      split="train=0.8,test=0.2", workers=1, progress=False, log=lambda s: None)
-                say(f"degrade bench: {op}: built {limit} sequences in {time.perf_counter() - t0:.1f} s")
-            data_dirs[op] = d
-
-        results: dict[str, dict[str, Any]] = {}
-        for op in names:
-            run = root / op / "run"
-            t0 = time.perf_counter()
-            summary = _train_once(train, TrainConfig(data=str(data_dirs[op]), out=str(run), **common), quiet)
-            t_train = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            res = evaluate(run / "ckpt.pt", data_dirs[op], out=root / op / "report", split="test",
-                           limit=eval_limit, steps_eval=steps_eval, seed=seed, log=quiet)
-            results[op] = {"result": res, "train_seconds": t_train, "eval_seconds": time.perf_counter() - t0,
-                           "train_loss": summary.get("loss")}
-            say(f"degrade bench: {op}: trained {max_steps} steps in {t_train:.0f} s, evaluated in "
-                f"{results[op]['eval_seconds']:.0f} s")
-
-        blind: dict[str, dict[str, Any]] | None = None
-        if held:
-            run = root / "blind" / "run"
-            pattern = str(root / ("{" + ",".join(seen) + "}" if len(seen) > 1 else seen[0]) / "data" / "shard-*.tar")
-            t0 = time.perf_counter()
-            _train_once(train, TrainConfig(data=pattern, out=str(run), model="blind", **common), quiet)
-            t_train = time.perf_counter() - t0
-            blind = {}
-            for op in dict.fromkeys([*names, *held]):
-                t0 = time.perf_counter()
-                res = evaluate(run / "ckpt.pt", data_dirs[op], out=root / "blind" / op, split="test",
-                               limit=eval_limit, steps_eval=steps_eval, seed=seed,
-                               methods=("direct", "alg2"), baselines=False, log=quiet)
-                blind[op] = {"result": res, "seen": op in seen, "train_seconds": t_train,
-                             "eval_seconds": time.perf_counter() - t0}
-            say(f"degrade bench: blind model on {', '.join(seen)} trained in {t_train:.0f} s; "
-                f"held out: {', '.join(held)}")
-    finally:
-        torch.set_num_threads(before)
-    seconds = time.perf_counter() - t_all
-    config = {"ops": names, "steps": steps, "size": size, "max_steps": max_steps, "limit": limit,
-              "batch_size": batch_size, "base_channels": base_channels,
-              "channel_mults": list(channel_mults), "lr": lr, "threads": threads, "seed": seed,
-              "blind_holdout": held, "eval_limit": eval_limit}
-    board = summarise_bench(results, blind)
-    write_leaderboard(board, root, config=config, seconds=seconds)
-    say(f"degrade bench: leaderboard in {root / 'leaderboard.md'} ({seconds:.0f} s in all)")
-    return {"ops": board["ops"], "blind": board["blind"], "seconds": seconds, "out": str(root),
-            "config": config}
-
-
-def _train_once(train: Any, cfg: Any, log: Callable[[str], None]) -> dict[str, Any]:
-    """Train, or reuse a finished run of the same config (a re-run of bench resumes)."""
-    ckpt = Path(cfg.out) / "ckpt.pt"
-    if ckpt.exists():
-        from degrade.train import load_checkpoint
-
-        c = load_checkpoint(ckpt)
-        if int(c.get("step", 0)) >= cfg.max_steps:
-            return {"step": c["step"], "loss": float("nan")}
-        cfg.resume = True
-    return train(cfg, log=log)
-
-
-# -- restoring a user's images ------------------------------------------------------------------
-
-
-def _pipeline_of(cfg: Mapping[str, Any], data: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
-    from degrade.pipeline import Pipeline
-    from degrade.shards.manifest import read_manifest
-
-    where = data if data is not None else cfg.get("data")
-    if not where:
-        raise DegradeError("the checkpoint does not name its dataset; give --data DATASET")
-    try:
-        manifest = read_manifest(where)
-    except DegradeError as exc:
-        raise DegradeError(f"cannot read the checkpoint's dataset manifest ({exc}); give --data DATASET") from None
-    pipe = Pipeline.from_dict(manifest["config"]["pipeline"])
-    return pipe, manifest
-
-
-def restore(
-    ckpt: str | os.PathLike[str] | Mapping[str, Any],
-    input: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    step: int | None = None,
-    blind: bool = False,
-    sampler: str = "direct",
-    data: str | os.PathLike[str] | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-) -> list[Path]:
-    """Restore a user's images with a trained model; write one PNG per input into ``out``.
-
-    Parameters
-    ----------
-    ckpt : path or dict
-        A checkpoint of :func:`degrade.train.train`.
-    input : path
-        A folder (recursive), glob, ``.txt`` list or single image — anything
-        :func:`degrade.sources.list_sources` reads; images keep their size.
-    out : path
-        Output folder; ``<input's relative path>.png`` per image.
-    step : int, optional
-        How degraded the images are, as a step k of the training data's T (the model is
-        told k/T, or t_k). Required unless ``blind``.
-    blind : bool
-        The model infers the degradation itself (a ``blind`` checkpoint); only
-        ``sampler="direct"``.
-    sampler : {"direct", "alg1", "alg2", "rollout"}
-        ``rollout`` needs a ``target="prev"`` model, the others ``target="x0"``.
-    data : path, optional
-        The training dataset (for T and the forward process); default the checkpoint's.
-
-    Notes
-    -----
-    ``alg1``/``alg2`` need the forward process D. A user's image has no recipe, so D is the
-    checkpoint's dataset pipeline (read from its ``manifest.json``) with a fresh key per image,
-    ``restore-<image key>``: deterministic ops (blur, JPEG, pixelate, …) are replayed exactly;
-    a stochastic op's random field (a noise texture) is a new draw, not the unknown one in the
-    image — as ``alg2_fresh`` in :func:`evaluate`. Ops that mix in other images cannot run.
-
-    Returns
-    -------
-    list of Path
-        The files written.
-    """
-    from PIL import Image
-
-    from degrade.sampling import SAMPLERS, ModelRestorer
-    from degrade.sources import list_sources, load_item
-
-    say = log or (lambda s: print(s, file=sys.stderr))
-    if sampler not in SAMPLERS:
-        raise DegradeError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if blind == (step is not None):
-        raise DegradeError("give either --step k (how degraded the images are) or --blind")
-    c = _load_ckpt(ckpt)
-    cfg = c["config"]
-    target = cfg.get("target", "x0")
-    if blind:
-        if cfg.get("model") != "blind":
-            raise DegradeError("this checkpoint's model takes a step input; give --step k (or train --model blind)")
-        if sampler != "direct":
-            raise DegradeError(f"--blind restores in one call (--sampler direct); {sampler} needs --step k")
-        if target != "x0":
-            raise DegradeError("--blind needs a model trained with --target x0")
-    elif sampler == "rollout" and target != "prev":
-        raise DegradeError("--sampler rollout needs a model trained with --target prev")
-    elif sampler != "rollout" and target != "x0":
-        raise DegradeError(f"--sampler {sampler} needs a model trained with --target x0; use --sampler rollout")
-
-    pipe = None
-    T = 1
-    if not blind:
-        pipe, manifest = _pipeline_of(cfg, data)
-        T = int(manifest.get("steps") or pipe.steps)
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= T:
-            raise DegradeError(f"--step must be a whole number in 1..{T} (the training data's T), got {step!r}")
-    items = list_sources([os.fspath(input)])
-    restorer = ModelRestorer.from_checkpoint(c, steps=T, device=device, batch_size=1)
-    channels = int(c["channels"])
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(items), desc="degrade restore", unit="image", dynamic_ncols=True)
-    for item in items:
-        img_u8, _ = load_item(item, size=0)
-        if img_u8.shape[2] != channels:
-            img_u8 = (np.repeat(img_u8, 3, axis=2) if channels == 3
-                      else to_uint8(to_float(img_u8).mean(axis=2, keepdims=True)))
-        x = to_float(img_u8)[None]
-        if blind:
-            res = run_sampler("direct", restorer, x, 1, ts=np.zeros((1, 2), np.float32))
-        else:
-            assert pipe is not None and step is not None
-            degs = None
-            ts = np.array([pipe.ts], np.float32)
-            if sampler in ("alg1", "alg2"):
-                # A fresh key per image: the pipeline's own recipe for this image.
-                recipe = pipe.run_encoded(img_u8, key=f"restore-{item.key}").recipe
-                degs = [Degrader(recipe)]
-            res = run_sampler(sampler, restorer, x, int(step), degs, ts=ts)
-        rel = Path(item.id if item.kind == "file" else item.key)
-        dest = out_dir / rel.with_suffix(".png")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        arr = to_uint8(res.x0[0])
-        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(dest)
-        written.append(dest)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    say(f"degrade restore: {len(written)} image(s) restored ({sampler}"
-        f"{', blind' if blind else f', step {step}'}) into {out_dir}")
-    return written
 
 
 def _jsonable(v: Any) -> Any:

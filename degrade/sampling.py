@@ -24,7 +24,7 @@ the like), D(x̂0, s) replays the sample's own noise realisation, which a restor
 in practice. For additive noise x_s − D(x̂0, s) ≈ x0 − x̂0 whatever x̂0 is, so ``alg2``
 then recovers x0 almost exactly: an oracle bound, not a restoration result. The evaluator
 also runs ``alg2_fresh``: the same recipe with a fresh key, i.e. another draw of the field —
-what :func:`degrade.evaluate.restore` can do on a user's image.
+what :func:`degrade.restore.restore` can do on a user's image.
 
 Models are given to the samplers as a callable ``restore(x, k, t) -> array``: ``x`` a
 B×H×W×C float32 batch of frames at step k, ``t`` their severities (B floats); it returns

@@ -24,9 +24,9 @@ from degrade.evaluate import (  # noqa: E402
     evaluate_restorer,
     load_samples,
     parse_steps,
-    restore,
 )
 from degrade.report import write_report  # noqa: E402
+from degrade.restore import restore  # noqa: E402
 from degrade.train import TrainConfig, train  # noqa: E402
 
 TINY = {"base_channels": 8, "channel_mults": (1, 2), "threads": 1, "workers": 0, "progress": False,
