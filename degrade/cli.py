@@ -1066,6 +1066,12 @@ def main(argv: list[str] | None = None) -> int:
     2
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    # A real command line cannot hold a NUL byte; one passed in-process would reach the
+    # file system calls, which refuse it with a ValueError deep inside a command.
+    bad = next((a for a in argv if isinstance(a, str) and "\0" in a), None)
+    if bad is not None:
+        _error(f"argument {bad!r} contains a NUL byte")
+        return 2
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

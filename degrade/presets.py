@@ -341,8 +341,10 @@ def _read(path: Path, name: str) -> Preset:
         line = mark.line + 1 if mark is not None else 1
         what = " ".join(str(exc.problem or exc.context or exc).split())
         raise fail(line, f"not valid YAML: {what}") from None
-    except yaml.YAMLError as exc:
-        raise fail(1, f"not valid YAML: {' '.join(str(exc).split())}") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # PyYAML raises ValueError for a bad \U escape and RecursionError for deep nesting.
+        what = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise fail(1, f"not valid YAML: {what}") from None
     if not isinstance(data, _Map):
         raise fail(1, "a preset is a mapping of keys (description, ops, steps, source, ...)")
     for key in data:

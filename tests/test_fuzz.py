@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import degrade
@@ -388,6 +388,8 @@ def test_cli_ops(workdir):
     st.lists(st.one_of(junk, st.sampled_from(["--json", "-h", "--regenerate", "--sheet", "--samples", "x", "-1",
                                               "--seed", "--dry-run", "--", "-"])), max_size=4),
 ))  # fmt: skip
+@example(argv=("verify", ["\x00"]))  # found by the long profile: a NUL byte in a path
+@example(argv=("inspect", ["a\x00b", "--sheet", "\x00"]))
 @fuzz
 def test_cli_random_tokens(argv):
     command, rest = argv

@@ -555,16 +555,7 @@ HOSTILE_YAML = {
 }
 
 
-PYYAML_RAISES_OTHER_ERRORS = pytest.mark.xfail(
-    strict=True,
-    reason="needs fix in degrade/presets.py: _read catches only yaml.YAMLError, but PyYAML "
-    "raises ValueError for a bad \\U escape (chr() out of range) and RecursionError for deep "
-    "nesting; catch (yaml.YAMLError, ValueError, RecursionError) as 'not valid YAML'",
-)
-HOSTILE_PRESETS = [
-    pytest.param(w, marks=PYYAML_RAISES_OTHER_ERRORS) if w in ("a bad escape", "deep nesting") else w
-    for w in HOSTILE_YAML
-]
+HOSTILE_PRESETS = list(HOSTILE_YAML)
 
 
 @pytest.mark.parametrize("what", HOSTILE_PRESETS)
@@ -592,3 +583,16 @@ def test_a_preset_error_message_is_one_line(what, tmp_path):
     with pytest.raises(DegradeError) as info:
         presets.load_preset(str(path))
     assert "\n" not in str(info.value), str(info.value)
+
+
+def test_a_path_with_a_nul_byte_is_a_clear_error(capsys):
+    # Found by the fuzzer: os calls raise ValueError("embedded null byte") for such a path.
+    from degrade.shards import read_manifest
+
+    with pytest.raises(DegradeError, match="NUL byte"):
+        read_manifest("data\x00/manifest.json")
+    for argv in (["verify", "\x00"], ["build", "--dry-run", "--ops", "blur", "--steps", "1", "--out", "a\x00b"]):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("degrade: error: ") and "NUL byte" in err[0], err

@@ -255,6 +255,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     3
     """
     p = Path(path)
+    if "\0" in str(p):  # no file has such a name; os calls raise ValueError for it
+        raise DegradeError(f"{str(p)!r}: not a path (it contains a NUL byte)")
     if p.is_dir():
         p = p / MANIFEST_NAME
     try:
