@@ -26,28 +26,17 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from degrade.errors import DegradeError
-from degrade.shards.manifest import (
-    ShardInfo,
-    close_quietly,
-    finish_atomic,
-    remove_quietly,
-    temp_path,
-    write_error,
-)
 from degrade.shards.webdataset import (
-    HashingFile,
     _check_expected,
-    _check_steps,
+    _ShardWriter,
     _source_name,
-    check_record,
     check_sha256,
     member_name,
 )
@@ -101,7 +90,7 @@ ROW_GROUP_BYTES = 64 << 20
 ROW_GROUP_ROWS = 100
 
 
-class ParquetWriter:
+class ParquetWriter(_ShardWriter):
     """Write one Parquet shard, atomically and deterministically.
 
     Parameters
@@ -137,24 +126,16 @@ class ParquetWriter:
         row_group_bytes: int = ROW_GROUP_BYTES,
         row_group_rows: int = ROW_GROUP_ROWS,
     ) -> None:
-        self.path = Path(path)
-        self.steps = _check_steps(steps)
+        super().__init__(path, steps=steps)
         self.row_group_bytes = int(row_group_bytes)
         self.row_group_rows = max(1, int(row_group_rows))
-        self.info: ShardInfo | None = None
-        self._tmp = temp_path(self.path)
-        self._keys: set[str] = set()
         self._rows: list[dict[str, Any]] = []
         self._buffered = 0
-        self._samples = 0
+        file = self._open()
+        self._writer: pq.ParquetWriter | None = None
         try:
-            raw = open(self._tmp, "wb")  # closed by close()/abort()
-        except OSError as exc:
-            raise DegradeError(f"{self.path}: cannot create ({exc.strerror or exc})") from None
-        self._file: HashingFile | None = HashingFile(raw)
-        try:
-            self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-                self._file,
+            self._writer = pq.ParquetWriter(
+                file,
                 SCHEMA,
                 compression={
                     **dict.fromkeys(_IMAGE_LEAVES, "none"),
@@ -171,30 +152,9 @@ class ParquetWriter:
             self.abort()
             raise
 
-    @property
-    def samples(self) -> int:
-        """Samples written so far (buffered ones included)."""
-        return self._samples
-
-    @property
-    def temp_path(self) -> Path:
-        """Where the bytes live until :meth:`close` renames them into place."""
-        return self._tmp
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Append one sample as a row.
-
-        Raises
-        ------
-        DegradeError
-            If the record is invalid or its key was already written to this shard.
-        """
-        if self._writer is None:
-            raise DegradeError(f"{self.path}: writer is closed")
-        rec = check_record(record, steps=self.steps, shard=str(self.path))
+    def _add(self, rec: dict[str, Any]) -> None:
+        """Buffer the sample as a row; write a row group once the buffer is full."""
         key = rec["key"]
-        if key in self._keys:
-            raise DegradeError(f"{self.path}: sample key {key!r} written twice")
         frames = rec["frames"]
         row = {
             "key": key,
@@ -209,16 +169,11 @@ class ParquetWriter:
             "split": rec["split"],
         }
         self._rows.append(row)
-        self._keys.add(key)
-        self._samples += 1
+        self._count(key)
         self._buffered += len(rec["clean"]) + sum(len(d) for _, _, d in frames)
         self._buffered += len(rec["recipe_json"])
         if self._buffered >= self.row_group_bytes or len(self._rows) >= self.row_group_rows:
-            try:
-                self._flush()
-            except OSError as exc:  # a full disk: drop the partial shard, say so in one line
-                self.abort()
-                raise write_error(self.path, exc) from None
+            self._flush()
 
     def _flush(self) -> None:
         if not self._rows or self._writer is None:
@@ -228,50 +183,22 @@ class ParquetWriter:
         self._rows = []
         self._buffered = 0
 
-    def close(self) -> ShardInfo:
-        """Write the last row group and footer, fsync, rename into place, return the info."""
-        if self.info is not None:
-            return self.info
-        if self._writer is None or self._file is None:
-            raise DegradeError(f"{self.path}: writer was aborted")
-        try:
-            self._flush()
-            self._writer.close()
-            self._writer = None
-            finish_atomic(self._file, self._tmp, self.path)  # type: ignore[arg-type]
-        except OSError as exc:
-            self.abort()
-            raise write_error(self.path, exc) from None
-        except BaseException:
-            self.abort()
-            raise
-        self.info = ShardInfo(
-            self.path.name, self._samples, self._file.size, self._file.hexdigest()
-        )
-        self._file = None
-        return self.info
+    def _finish(self) -> None:
+        """Write the last row group and the footer (the file object stays open)."""
+        assert self._writer is not None  # open while self._file is
+        self._flush()
+        self._writer.close()
+        self._writer = None
 
-    def abort(self) -> None:
-        """Drop the shard: close and delete the temporary file; nothing appears at ``path``."""
-        writer, self._writer = getattr(self, "_writer", None), None
+    def _drop(self) -> None:
+        """Close the Parquet writer quietly and forget the buffered rows."""
+        writer, self._writer = self._writer, None
         if writer is not None:
             try:
                 writer.close()
             except Exception:  # the file is deleted anyway; the first error is what matters
                 pass
         self._rows = []
-        close_quietly(self._file)  # type: ignore[arg-type]
-        self._file = None
-        remove_quietly(self._tmp)
-
-    def __enter__(self) -> ParquetWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 _REQUIRED = ("key", "clean", "steps", "frames", "recipe", "label", "split")

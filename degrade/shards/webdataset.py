@@ -29,7 +29,7 @@ import re
 import tarfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from degrade.errors import DegradeError
 from degrade.shards.manifest import (
@@ -236,6 +236,138 @@ class HashingFile:
         return self._sha.hexdigest()
 
 
+_W = TypeVar("_W", bound="_ShardWriter")
+
+
+class _ShardWriter:
+    """What every shard writer shares: a temporary file, checked records, an atomic finish.
+
+    The bytes go to :func:`~degrade.shards.manifest.temp_path` through a
+    :class:`HashingFile`; :meth:`close` fsyncs them, renames the file into place and returns
+    its :class:`~degrade.shards.manifest.ShardInfo`; :meth:`abort` (or an exception inside a
+    ``with`` block) deletes it. A subclass opens the file with :meth:`_open` and supplies the
+    format: :meth:`_add` (one checked record), :meth:`_finish` (the file's last bytes) and
+    :meth:`_drop` (forget the format's state when the shard is dropped).
+
+    Parameters
+    ----------
+    path : str or Path
+        The finished shard's path.
+    steps : int
+        T, which fixes the zero-padding of step numbers.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, steps: int) -> None:
+        self.path = Path(path)
+        self.steps = _check_steps(steps)
+        self.info: ShardInfo | None = None
+        self._tmp = temp_path(self.path)
+        self._keys: set[str] = set()
+        self._samples = 0
+        self._file: HashingFile | None = None
+
+    def _open(self) -> HashingFile:
+        """Create the temporary file (``"<path>: cannot create (...)"`` if that fails)."""
+        try:
+            raw = open(self._tmp, "wb")  # closed by close()/abort()
+        except OSError as exc:
+            raise DegradeError(f"{self.path}: cannot create ({exc.strerror or exc})") from None
+        self._file = HashingFile(raw)
+        return self._file
+
+    @property
+    def samples(self) -> int:
+        """Samples written so far (any still buffered in memory included)."""
+        return self._samples
+
+    @property
+    def temp_path(self) -> Path:
+        """Where the bytes live until :meth:`close` renames them into place."""
+        return self._tmp
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append one sample (see the module docs for how the format stores it).
+
+        Raises
+        ------
+        DegradeError
+            If the writer is closed, the record is invalid or its key was already written to
+            this shard, or the write fails (a full disk; the partial shard is then dropped).
+        """
+        if self._file is None:
+            raise DegradeError(f"{self.path}: writer is closed")
+        rec = check_record(record, steps=self.steps, shard=str(self.path))
+        if rec["key"] in self._keys:
+            raise DegradeError(f"{self.path}: sample key {rec['key']!r} written twice")
+        try:
+            self._add(rec)
+        except OSError as exc:  # a full disk: drop the partial shard, say so in one line
+            self.abort()
+            raise write_error(self.path, exc) from None
+
+    def _count(self, key: str) -> None:
+        """Record that the sample ``key`` is in the shard (called by :meth:`_add`)."""
+        self._keys.add(key)
+        self._samples += 1
+
+    def _add(self, rec: dict[str, Any]) -> None:
+        """Store one record checked by :func:`check_record` and :meth:`_count` it."""
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Write the format's last bytes; the file itself stays open for :meth:`close`."""
+        raise NotImplementedError
+
+    def _drop(self) -> None:
+        """Forget the format's state when the shard is dropped (must not raise)."""
+        raise NotImplementedError
+
+    def close(self) -> ShardInfo:
+        """Finish the file, fsync, rename it into place and return its :class:`ShardInfo`.
+
+        A second call returns the same info.
+
+        Raises
+        ------
+        DegradeError
+            If the writer was aborted, or the file cannot be written (nothing is left then).
+        """
+        if self.info is not None:
+            return self.info
+        if self._file is None:
+            raise DegradeError(f"{self.path}: writer was aborted")
+        try:
+            self._finish()
+            finish_atomic(self._file, self._tmp, self.path)  # type: ignore[arg-type]
+        except OSError as exc:
+            self.abort()
+            raise write_error(self.path, exc) from None
+        except BaseException:
+            self.abort()
+            raise
+        self.info = ShardInfo(
+            self.path.name, self._samples, self._file.size, self._file.hexdigest()
+        )
+        self._file = None
+        return self.info
+
+    def abort(self) -> None:
+        """Drop the shard: close and delete the temporary file; nothing appears at ``path``."""
+        self._drop()
+        close_quietly(self._file)  # type: ignore[arg-type]
+        self._file = None
+        remove_quietly(self._tmp)
+
+    def __enter__(self: _W) -> _W:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size = size
@@ -247,7 +379,7 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-class WebDatasetWriter:
+class WebDatasetWriter(_ShardWriter):
     """Write one WebDataset shard, atomically and deterministically.
 
     Parameters
@@ -274,99 +406,36 @@ class WebDatasetWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, steps: int) -> None:
-        self.path = Path(path)
-        self.steps = _check_steps(steps)
-        self.info: ShardInfo | None = None
-        self._tmp = temp_path(self.path)
-        self._keys: set[str] = set()
-        self._samples = 0
-        try:
-            raw = open(self._tmp, "wb")  # closed by close()/abort()
-        except OSError as exc:
-            raise DegradeError(f"{self.path}: cannot create ({exc.strerror or exc})") from None
-        self._file: HashingFile | None = HashingFile(raw)
+        super().__init__(path, steps=steps)
         # PAX is POSIX.1-2001; with ASCII names and integer mtimes it writes plain ustar
         # headers. The encoding is fixed so names never depend on the platform's locale.
         self._tar: tarfile.TarFile | None = tarfile.open(
-            fileobj=self._file,  # type: ignore[arg-type]
+            fileobj=self._open(),  # type: ignore[arg-type]
             mode="w",
             format=tarfile.PAX_FORMAT,
             encoding="utf-8",
         )
 
-    @property
-    def samples(self) -> int:
-        """Samples written so far."""
-        return self._samples
-
-    @property
-    def temp_path(self) -> Path:
-        """Where the bytes live until :meth:`close` renames them into place."""
-        return self._tmp
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Append one sample (see the module docs for its members).
-
-        Raises
-        ------
-        DegradeError
-            If the record is invalid or its key was already written to this shard.
-        """
-        if self._tar is None:
-            raise DegradeError(f"{self.path}: writer is closed")
-        rec = check_record(record, steps=self.steps, shard=str(self.path))
+    def _add(self, rec: dict[str, Any]) -> None:
+        """Add the sample's members, sorted by name."""
+        assert self._tar is not None  # open while self._file is
         key = rec["key"]
-        if key in self._keys:
-            raise DegradeError(f"{self.path}: sample key {key!r} written twice")
         members = [(f"{key}.clean.png", rec["clean"]), (f"{key}.json", rec["recipe_json"].encode())]
         members += [(member_name(key, k, ext, self.steps), data) for k, ext, data in rec["frames"]]
         members.sort(key=lambda m: m[0])
-        try:
-            for name, data in members:
-                self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
-        except OSError as exc:  # a full disk: drop the partial shard, say so in one line
-            self.abort()
-            raise write_error(self.path, exc) from None
-        self._keys.add(key)
-        self._samples += 1
+        for name, data in members:
+            self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+        self._count(key)
 
-    def close(self) -> ShardInfo:
-        """Finish the tar, fsync, rename it into place and return its :class:`ShardInfo`."""
-        if self.info is not None:
-            return self.info
-        if self._tar is None or self._file is None:
-            raise DegradeError(f"{self.path}: writer was aborted")
-        try:
-            self._tar.close()  # end-of-archive blocks; leaves the file object open
-            self._tar = None
-            finish_atomic(self._file, self._tmp, self.path)  # type: ignore[arg-type]
-        except OSError as exc:
-            self.abort()
-            raise write_error(self.path, exc) from None
-        except BaseException:
-            self.abort()
-            raise
-        self.info = ShardInfo(
-            self.path.name, self._samples, self._file.size, self._file.hexdigest()
-        )
-        self._file = None
-        return self.info
-
-    def abort(self) -> None:
-        """Drop the shard: close and delete the temporary file; nothing appears at ``path``."""
+    def _finish(self) -> None:
+        """Write the end-of-archive blocks (the file object stays open)."""
+        assert self._tar is not None
+        self._tar.close()
         self._tar = None
-        close_quietly(self._file)  # type: ignore[arg-type]
-        self._file = None
-        remove_quietly(self._tmp)
 
-    def __enter__(self) -> WebDatasetWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def _drop(self) -> None:
+        """Forget the tar (:meth:`abort` closes and deletes its file)."""
+        self._tar = None
 
 
 class _EndCheckingTarInfo(tarfile.TarInfo):
