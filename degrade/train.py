@@ -21,15 +21,16 @@ What it does
     (``--loss l2`` for MSE). ``dtype="auto"`` uses bf16 autocast where bf16 is native — a
     GPU that supports it, or a CPU with AVX512-BF16 or AMX (:func:`cpu_has_native_bf16`) —
     and float32 elsewhere, where bf16 is emulated and slower. On this project's 2-core AMD
-    EPYC (AVX512-BF16) bf16 autocast trained the default UNet faster than float32
+    EPYC (AVX512-BF16) bf16 autocast trains the default UNet 1.7–1.9× faster than float32
     (benchmarks/RESULTS.md, "Reader vs trainer"). ``--dtype float32`` or ``bfloat16``
     forces either. The loss is computed in float32.
 
 Threads
-    ``threads=0`` keeps torch's default (one per core). On a busy machine, OpenMP threads
-    that spin while waiting for each other can make 2 threads several times *slower* than 1
-    (measured on the shared 2-core project machine); there, use ``--threads 1`` or set
-    ``OMP_WAIT_POLICY=PASSIVE``. ``torchrun`` sets ``OMP_NUM_THREADS=1`` per rank.
+    ``threads=0`` keeps torch's default (one per core): on the quiet 2-core project machine
+    2 threads train 1.8× faster than 1. On a busy machine, OpenMP threads spinning while they
+    wait for a core they do not get made 2 threads 2–10× *slower* than 1 (measured there);
+    on such a machine use ``--threads 1`` or set ``OMP_WAIT_POLICY=PASSIVE``. ``torchrun``
+    sets ``OMP_NUM_THREADS=1`` per rank.
 
 Data
     :class:`degrade.data.SequenceDataset` with ``steps="random"`` and ``resampled=True``:
