@@ -64,10 +64,11 @@ Resuming mid-stream
 
 Examples
 --------
->>> import tempfile, degrade.build
+>>> import tempfile
+>>> from degrade.build import build
 >>> d = tempfile.mkdtemp()
->>> _ = degrade.build.build(["synthetic"], ops="blur", steps=4, limit=4, size=16, out=d,
-...                         split="train=1", workers=1, progress=False, log=lambda s: None)
+>>> _ = build(["synthetic"], ops="blur", steps=4, limit=4, size=16, out=d,
+...           split="train=1", workers=1, progress=False, log=lambda s: None)
 >>> ds = SequenceDataset(d, seed=0)
 >>> ex = next(iter(ds))
 >>> sorted(ex), tuple(ex["x"].shape), ex["x"].dtype
@@ -302,10 +303,11 @@ def resolve_source(
 
     Examples
     --------
-    >>> import tempfile, degrade.build
+    >>> import tempfile
+>>> from degrade.build import build
     >>> d = tempfile.mkdtemp()
-    >>> _ = degrade.build.build(["synthetic"], ops="blur", steps=2, limit=3, size=16, out=d,
-    ...                         shard_size=2, workers=1, progress=False, log=lambda s: None)
+    >>> _ = build(["synthetic"], ops="blur", steps=2, limit=3, size=16, out=d,
+    ...           shard_size=2, workers=1, progress=False, log=lambda s: None)
     >>> refs, manifest, sha = resolve_source(d, None)
     >>> [r.samples for r in refs], manifest["samples"]
     ([2, 1], 3)
@@ -609,11 +611,12 @@ class SequenceDataset(IterableDataset):
 
     Examples
     --------
-    >>> import tempfile, degrade.build
+    >>> import tempfile
+>>> from degrade.build import build
     >>> d = tempfile.mkdtemp()
-    >>> _ = degrade.build.build(["synthetic"], ops="blur", steps=4, limit=6, size=16, out=d,
-    ...                         split="train=1", shard_size=2, workers=1, progress=False,
-    ...                         log=lambda s: None)
+    >>> _ = build(["synthetic"], ops="blur", steps=4, limit=6, size=16, out=d,
+    ...           split="train=1", shard_size=2, workers=1, progress=False,
+    ...           log=lambda s: None)
     >>> [SequenceDataset(d, rank=r, world_size=2).samples_per_rank for r in (0, 1)]
     [3, 3]
     >>> len(list(SequenceDataset(d, steps="all", target="prev")))
