@@ -812,7 +812,9 @@ def _run_dask(tasks: list[ShardTask], n_workers: int, bar: Any, scheduler: str |
     if scheduler is None:
         # A local cluster on this machine's loopback, one single-threaded process per worker.
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
+                               host="127.0.0.1", dashboard_address=None,
+                               # None still opens the scheduler's HTTP server on 8787; take any free port.
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         client = Client(cluster)
     else:
         try:

@@ -145,21 +145,37 @@ class _Runner:
     """Runs single steps of one sample, drawing each op's field once (as ``execute`` does)."""
 
     def __init__(self, seed: int, key: str, shape: tuple[int, ...],
-                 context: Callable[[int, Op], Mapping[str, Any]] | None = None) -> None:
+                 context: Callable[[int, Op], Mapping[str, Any]] | None = None, *,
+                 advance: bool = False) -> None:
         self.seed, self.key, self.shape, self.context = seed, key, tuple(shape), context
         self.fields: dict[int, Any] = {}
+        # advance=True (absolute sequences): a first op that advances step by step starts from
+        # its outputs at the committed steps, as execute does.
+        self.advance = advance
+        self.chain: dict[int, list[tuple[Mapping[str, Any], np.ndarray]]] = {}
+        self.made: tuple[int, list[tuple[Mapping[str, Any], np.ndarray]]] | None = None
 
     def step(self, base: np.ndarray, entries: Sequence[Mapping[str, Any]]) -> np.ndarray:
         x = to_float(base)
-        for e in entries:
+        self.made = None
+        for j, e in enumerate(entries):
             op = get_op(e["op"])
             pos = int(e["position"])
             if pos not in self.fields:
                 self.fields[pos] = op.make_field(self.shape, seed=self.seed, key=self.key, position=pos)
             ctx = dict(self.context(pos, op)) if (self.context is not None and op.needs) else {}
+            advancing = self.advance and j == 0 and op.advance is not None and op.codec is None
+            y = op.apply_advance(self.chain.get(pos, []), e["params"]) if advancing else None
             # For codec ops (jpeg) the kernel equals decoding the encoded file, as execute stores.
-            x = op.apply(x, e["params"], self.fields[pos], **ctx)
+            x = op.apply(x, e["params"], self.fields[pos], **ctx) if y is None else y
+            if advancing:
+                self.made = (pos, op.remember(self.chain.get(pos, []), e["params"], x))
         return to_uint8(x)
+
+    def commit(self, made: tuple[int, list[tuple[Mapping[str, Any], np.ndarray]]] | None) -> None:
+        """Keep ``made`` (what an accepted :meth:`step` left in ``self.made``) as the chain."""
+        if made is not None:
+            self.chain[made[0]] = made[1]
 
 
 def _entries(specs: Sequence[Mapping[str, Any]], positions: Sequence[int], t: float,
@@ -519,7 +535,8 @@ def monotone_execute(
     ts = list(recipe["schedule"]["t"])
     metric = (pipe.get("calibration") or {}).get("metric", "psnr")
     score = _score_fn(metric)
-    runner = _Runner(int(recipe["seed"]), str(recipe["key"]), clean.shape, context)
+    runner = _Runner(int(recipe["seed"]), str(recipe["key"]), clean.shape, context,
+                     advance=mode == "absolute")
     clean_f = to_float(clean)
     prev = clean
     prev_score = score(clean_f, clean_f)
@@ -527,9 +544,10 @@ def monotone_execute(
     for step in recipe["steps"]:
         base = clean if mode == "absolute" else prev
         if float(step["t"]) == 0.0 or not step["ops"]:
-            frame = clean if mode == "absolute" else prev
+            frame, made = (clean if mode == "absolute" else prev), None
         else:
             frame = runner.step(base, step["ops"])
+            made = runner.made
         s = score(to_float(frame), clean_f)
         if s > prev_score + _EPS and step["ops"]:
             positions = [int(e["position"]) for e in step["ops"]]
@@ -545,14 +563,15 @@ def monotone_execute(
                 f2 = runner.step(base, cand)
                 s2 = score(to_float(f2), clean_f)
                 if s2 <= prev_score + _EPS:
-                    found = (t2, cand, f2, s2)
+                    found = (t2, cand, f2, s2, runner.made)
                     break
             if found is not None:
-                step["t_params"], step["ops"], frame, s = found
+                step["t_params"], step["ops"], frame, s, made = found
             else:
                 step["hold"] = True
                 step["ops"] = copy.deepcopy(prev_ops) if mode == "absolute" else []
-                frame, s = prev, prev_score
+                frame, s, made = prev, prev_score, None
+        runner.commit(made)
         prev, prev_score, prev_ops = frame, s, step["ops"]
     return execute(clean, recipe, context=context)
 

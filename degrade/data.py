@@ -957,10 +957,10 @@ def _replay(recipe: Mapping[str, Any], clean: np.ndarray, kmax: int, target: str
         )
     steps = recipe["steps"]
     if recipe["pipeline"]["mode"] == "absolute":
-        # Each absolute step depends on the clean frame alone (its own field, its own
-        # params), so running a subset gives the same pixels as running all.
+        # Only the needed steps' frames are made; of the others, execute computes just what
+        # later steps build on (an op that advances step by step, such as blur).
         need = sorted(set(ks) | ({k - 1 for k in ks if k > 1} if target == "prev" else set()))
-        frames, _ = execute(clean, dict(recipe, steps=[steps[k - 1] for k in need]))
-        return {k: frames[i + 1] for i, k in enumerate(need)}
+        frames, _ = execute(clean, dict(recipe, steps=steps[: need[-1]]), only=need)
+        return {k: frames[k] for k in need}
     frames, _ = execute(clean, dict(recipe, steps=steps[:kmax]))
     return {k: frames[k] for k in range(1, kmax + 1)}

@@ -102,8 +102,9 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     >>> to_uint8(np.array([[[0.5]]], np.float32))
     array([[[128]]], dtype=uint8)
     """
-    scaled = np.asarray(image, dtype=np.float32) * np.float32(255.0) + np.float32(0.5)
-    return np.clip(scaled, 0, 255).astype(np.uint8)
+    scaled = np.multiply(image, np.float32(255.0), dtype=np.float32)
+    scaled += np.float32(0.5)
+    return np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -374,7 +374,7 @@ class Pipeline:
         Examples
         --------
         >>> Pipeline.parse("blur", steps=2).recipe("a", (8, 8, 3))["ops"]
-        [{'position': 0, 'op': 'blur', 'version': 1}]
+        [{'position': 0, 'op': 'blur', 'version': 2}]
         """
         from degrade import __version__
 
@@ -602,11 +602,15 @@ def execute(
     *,
     context: Callable[[int, Op], Mapping[str, Any]] | None = None,
     decode: bool = True,
+    only: Collection[int] | None = None,
 ) -> tuple[list[np.ndarray], list[tuple[str, bytes] | None]]:
     """Run a recipe's steps on a uint8 clean image: the one code path of run and replay.
 
     ``context(position, op)`` supplies what ops with ``needs`` get (partner images, models).
     ``decode=False`` (absolute mode only) skips decoding encoded frames, which are then None.
+    ``only`` (absolute mode): the steps (1-based) whose frames are wanted; the others are
+    None, and of them only what later steps build on is computed (the first op's output,
+    when it advances step by step: see ``Op.advance``).
 
     Examples
     --------
@@ -617,18 +621,23 @@ def execute(
     seed = int(recipe["seed"])
     key = str(recipe["key"])
     mode = recipe["pipeline"]["mode"]
+    absolute = mode == "absolute"
+    wanted = None if (only is None or not absolute) else {int(k) for k in only}
     shape = clean.shape
     clean_f = to_float(clean)
     frames: list[np.ndarray] = [clean]
     payloads: list[tuple[str, bytes] | None] = [None]
     fields: dict[int, Any] = {}
-    for step in recipe["steps"]:
+    # Absolute mode: the first op's latest (params, output), for an op that advances from them.
+    chain: dict[int, list[tuple[Mapping[str, Any], np.ndarray]]] = {}
+    for index, step in enumerate(recipe["steps"], start=1):
+        want = wanted is None or index in wanted
         prev = frames[-1]
         if float(step["t"]) == 0.0 or not step["ops"]:
-            frames.append(prev.copy() if mode != "absolute" else clean.copy())
+            frames.append((prev.copy() if not absolute else clean.copy()) if want else None)  # type: ignore[arg-type]
             payloads.append(None)
             continue
-        x = clean_f if mode == "absolute" else to_float(prev)
+        x = clean_f if absolute else to_float(prev)
         payload = None
         out_u8 = None
         n = len(step["ops"])
@@ -639,26 +648,36 @@ def execute(
                 fields[pos] = op.make_field(shape, seed=seed, key=key, position=pos)
             ctx = dict(context(pos, op)) if (context is not None and op.needs) else {}
             params = entry["params"]
+            advancing = absolute and j == 0 and op.advance is not None and op.codec is None
+            if not (want or advancing):
+                break
             if j == n - 1 and op.codec is not None and op.encode is not None and op.decode is not None:
                 data = op.encode(x, **params)
                 payload = (op.codec, data)
-                if decode or mode != "absolute":
+                if decode or not absolute:
                     out_u8 = op.decode(data)
                     if out_u8.ndim == 2:
                         out_u8 = out_u8[:, :, None]
             else:
-                x = op.apply(x, params, fields[pos], **ctx)
+                y = op.apply_advance(chain.get(pos, []), params) if advancing else None
+                x = op.apply(x, params, fields[pos], **ctx) if y is None else y
+                if advancing:
+                    chain[pos] = op.remember(chain.get(pos, []), params, x)
                 if x.shape != shape:
                     raise DegradeError(
                         f"op '{op.name}' returned shape {x.shape} for input {shape} (a kernel bug)"
                     )
-        if out_u8 is not None:
+            if not want:
+                break
+        if not want:
+            frames.append(None)  # type: ignore[arg-type]
+        elif out_u8 is not None:
             frames.append(out_u8)
         elif payload is not None:
             frames.append(None)  # type: ignore[arg-type]  # decode=False: the payload is the frame
         else:
             frames.append(_unit_to_uint8(x))
-        payloads.append(payload)
+        payloads.append(payload if want else None)
     return frames, payloads
 
 

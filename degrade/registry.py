@@ -316,6 +316,13 @@ def _fmt(v: Value) -> str:
 FieldFn = Callable[[np.random.Generator, tuple[int, ...]], Any]
 
 
+def _clip01(out: np.ndarray) -> np.ndarray:
+    # Every op's output is clipped to [0, 1] once, here (in place when already float32).
+    return np.clip(out, 0.0, 1.0, out=out) if out.dtype == np.float32 else np.clip(
+        out.astype(np.float32), 0.0, 1.0
+    )
+
+
 @dataclass(frozen=True)
 class Op:
     """A corruption operator: a pure kernel plus the declaration of its parameters.
@@ -354,7 +361,15 @@ class Op:
         dataset, given to the kernel as ``partners=[float32 images]``).
     partners : int
         With ``needs=("partners",)``: how many partner images the kernel gets.
-
+    advance : callable, optional
+        ``advance(history, params) -> image or None``: this op's output at ``params``
+        computed from its outputs at earlier steps on the same input (``history``: up to
+        ``advance_history`` (params, output) pairs, oldest first; None: not possible, run
+        the kernel). An absolute-mode sequence whose first op has it computes steps that
+        way (blur: the small remaining σ); it is part of the op's definition, so changing
+        it bumps ``version``.
+    advance_history : int
+        How many earlier steps the pipeline keeps for ``advance``.
     Examples
     --------
     >>> op = Op("invert", lambda im, amount: (1 - im) * amount + im * (1 - amount),
@@ -377,6 +392,9 @@ class Op:
     decode: Callable[[bytes], np.ndarray] | None = None
     needs: tuple[str, ...] = ()
     partners: int = 0
+    advance: Callable[[Sequence[tuple[Mapping[str, Value], np.ndarray]], Mapping[str, Value]],
+                      np.ndarray | None] | None = None
+    advance_history: int = 1
 
     @property
     def stochastic(self) -> bool:
@@ -461,10 +479,40 @@ class Op:
         for need in self.needs:
             if need in context:
                 kwargs[need] = context[need]
-        out = self.kernel(image, **kwargs)
-        return np.clip(out, 0.0, 1.0, out=out) if out.dtype == np.float32 else np.clip(
-            out.astype(np.float32), 0.0, 1.0
-        )
+        return _clip01(self.kernel(image, **kwargs))
+
+    def apply_advance(self, history: Sequence[tuple[Mapping[str, Value], np.ndarray]],
+                      params: Mapping[str, Value]) -> np.ndarray | None:
+        """This op's output at ``params`` from its earlier outputs (see ``advance``),
+        clipped as :meth:`apply` clips; None when the op cannot advance.
+
+        Examples
+        --------
+        >>> img = np.zeros((3, 3, 1), np.float32)
+        >>> get_op("blur").apply_advance([({"sigma": 1.0}, img)], {"sigma": 2.0}).shape
+        (3, 3, 1)
+        """
+        if self.advance is None or not history:
+            return None
+        out = self.advance(history, params)
+        return None if out is None else _clip01(out)
+
+    def remember(self, history: Sequence[tuple[Mapping[str, Value], np.ndarray]],
+                 params: Mapping[str, Value], out: np.ndarray) -> list[tuple[Mapping[str, Value], np.ndarray]]:
+        """The ``history`` for :meth:`apply_advance` after a step at ``params`` gave ``out``.
+
+        A step that repeats the newest entry's params (a held step) adds nothing; the list
+        keeps the latest ``advance_history`` entries.
+
+        Examples
+        --------
+        >>> h = get_op("blur").remember([], {"sigma": 1.0}, np.zeros((1, 1, 1), np.float32))
+        >>> len(get_op("blur").remember(h, {"sigma": 1.0}, h[0][1]))
+        1
+        """
+        if history and dict(history[-1][0]) == dict(params):
+            return list(history)
+        return [*history, (params, out)][-max(1, self.advance_history):]
 
     def __call__(
         self,

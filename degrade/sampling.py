@@ -198,11 +198,9 @@ class Degrader:
         if list(clean.shape) != list(self.recipe["shape"]):
             raise DegradeError(f"image has shape {list(clean.shape)}, the recipe {self.recipe['shape']}")
         steps = self.recipe["steps"]
-        if self.mode == "absolute":
-            # Each absolute step depends on x0 alone: run only the steps asked for.
-            frames, _ = execute(clean, dict(self.recipe, steps=[steps[k - 1] for k in ks]), context=self._context)
-            return {k: to_float(frames[i + 1]) for i, k in enumerate(ks)}
-        frames, _ = execute(clean, dict(self.recipe, steps=steps[: ks[-1]]), context=self._context)
+        # Absolute mode: only the asked steps' frames are made (see execute's ``only``).
+        frames, _ = execute(clean, dict(self.recipe, steps=steps[: ks[-1]]), context=self._context,
+                            only=ks if self.mode == "absolute" else None)
         return {k: to_float(frames[k]) for k in ks}
 
     def __call__(self, x0: np.ndarray, s: int) -> np.ndarray:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import cv2
 import numpy as np
-from scipy.fft import dctn, idctn
 
 from degrade.ops._util import restore_channels
 from degrade.registry import Op, Param, register
@@ -23,10 +26,22 @@ def gaussian_kernel_size(sigma: float, size: int = 0) -> int:
     return 2 * int(np.ceil(3.0 * sigma)) + 1
 
 
+#: A blur step advances from an earlier one only when both the earlier σ and the remaining σ
+#: are at least this (px): from 0.8 px on, the sampled Gaussian keeps its variance (within
+#: 0.05 %), so blurring by σ₁ and then σ₂ matches blurring by √(σ₁² + σ₂²) to well under
+#: one 8-bit level.
+ADVANCE_MIN_SIGMA = 0.8
+
+#: How many earlier steps a blur step may advance from (the pipeline keeps them).
+ADVANCE_HISTORY = 4
+
+
 def blur(image: np.ndarray, *, sigma: float, kernel: int = 0) -> np.ndarray:
     """Gaussian blur with standard deviation ``sigma`` px and reflect padding.
 
     ``kernel`` fixes the kernel size (Cold Diffusion uses 11×11); 0 picks 2·⌈3σ⌉ + 1.
+    In an absolute-mode sequence that starts with ``blur``, a step is computed from an
+    earlier step with the small remaining σ (:func:`blur_advance`; op version 2).
 
     Examples
     --------
@@ -41,6 +56,39 @@ def blur(image: np.ndarray, *, sigma: float, kernel: int = 0) -> np.ndarray:
     return restore_channels(out, image)
 
 
+def blur_advance(history: Sequence[tuple[Mapping[str, Any], np.ndarray]],
+                 params: Mapping[str, Any]) -> np.ndarray | None:
+    """A blur step from an earlier step's output: Gaussians compose, σ² adds up.
+
+    ``history`` holds (params, output) of the sequence's latest steps on the same input,
+    oldest first. The newest entry with the same σ is copied; otherwise the newest with
+    σ₀ ≥ :data:`ADVANCE_MIN_SIGMA` and σ² − σ₀² ≥ :data:`ADVANCE_MIN_SIGMA`² is blurred by
+    √(σ² − σ₀²): at 256 px and σ → 4 px a step costs a 7-tap blur instead of a 25-tap one.
+    None (blur the input directly) when no entry qualifies or a ``kernel`` size is fixed.
+    The result is within one 8-bit level of the direct blur.
+
+    Examples
+    --------
+    >>> img = np.zeros((15, 15, 1), np.float32); img[7, 7] = 1
+    >>> a = blur_advance([({"sigma": 1.0, "kernel": 0}, blur(img, sigma=1.0))], {"sigma": 2.0, "kernel": 0})
+    >>> bool(np.abs(a - blur(img, sigma=2.0)).max() < 1e-3)
+    True
+    """
+    if int(params.get("kernel", 0)):
+        return None
+    s1 = float(params["sigma"])
+    floor = ADVANCE_MIN_SIGMA
+    for before, previous in reversed(history):
+        if int(before.get("kernel", 0)):
+            continue
+        s0 = float(before["sigma"])
+        if s0 == s1:
+            return previous.copy()
+        if s0 >= floor and s1 * s1 - s0 * s0 >= floor * floor:
+            return blur(previous, sigma=math.sqrt(s1 * s1 - s0 * s0))
+    return None
+
+
 register(
     Op(
         "blur",
@@ -52,7 +100,10 @@ register(
         ),
         family="blur",
         description="Gaussian blur, reflect padding",
+        version=2,
         aliases=("gaussian_blur",),
+        advance=blur_advance,
+        advance_history=ADVANCE_HISTORY,
     )
 )
 
@@ -277,6 +328,8 @@ def heat(image: np.ndarray, *, sigma: float) -> np.ndarray:
     """
     if sigma <= 0:
         return image.copy()
+    from scipy.fft import dctn, idctn  # here, not at import: scipy.fft takes 0.2 s to import
+
     h, w = image.shape[:2]
     coef = dctn(image.astype(np.float64), type=2, norm="ortho", axes=(0, 1), workers=1)
     coef *= heat_factors(h, w, sigma)[:, :, None]

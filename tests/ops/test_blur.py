@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 import degrade
+from degrade.image import quantize, to_float, to_uint8
 from degrade.metrics import psnr
 from degrade.ops.blur import (
     blur,
+    blur_advance,
     defocus_blur,
     disk_kernel,
     heat,
@@ -31,6 +33,70 @@ def test_blur_impulse_matches_sampled_gaussian():
     out = blur(img, sigma=2.0)[:, :, 0]
     g = cv2.getGaussianKernel(13, 2.0)[:, 0]
     np.testing.assert_allclose(out[4:17, 4:17], np.outer(g, g), atol=1e-6)
+
+
+def test_blur_advance_picks_the_newest_usable_step_and_declines_what_it_cannot_do():
+    img = varied_images(32, 3)[0]
+    b = {s: blur(img, sigma=s) for s in (0.5, 1.0, 1.5, 1.65, 2.0)}
+    hist = [({"sigma": s, "kernel": 0}, b[s]) for s in (0.5, 1.0, 1.5)]
+    # σ = 1.65: 1.5 is too close (1.65² − 1.5² < 0.8²), 1.0 is usable: blur it by √(1.65² − 1).
+    got = blur_advance(hist, {"sigma": 1.65, "kernel": 0})
+    assert np.array_equal(got, blur(b[1.0], sigma=float(np.sqrt(1.65**2 - 1.0))))
+    assert np.abs(got - b[1.65]).max() < 2e-3
+    # σ = 2: the newest entry, 1.5, is usable
+    assert np.array_equal(blur_advance(hist, {"sigma": 2.0, "kernel": 0}), blur(b[1.5], sigma=float(np.sqrt(1.75))))
+    # the same σ as an entry: a copy of it
+    same = blur_advance(hist, {"sigma": 1.5, "kernel": 0})
+    assert np.array_equal(same, b[1.5]) and same is not b[1.5]
+    # nothing usable: σ₀ < 0.8 or too close, a shrinking σ, a fixed kernel size
+    assert blur_advance(hist[:1], {"sigma": 2.0, "kernel": 0}) is None
+    assert blur_advance(hist, {"sigma": 1.2, "kernel": 0}) is None
+    assert blur_advance(hist, {"sigma": 0.7, "kernel": 0}) is None
+    assert blur_advance(hist, {"sigma": 3.0, "kernel": 11}) is None
+    assert blur_advance([({"sigma": 1.0, "kernel": 11}, b[1.0])], {"sigma": 3.0, "kernel": 0}) is None
+
+
+def test_blur_sequence_advances_from_earlier_steps_within_one_level_of_direct():
+    img = to_uint8(varied_images(48, 3)[1])
+    frames, recipe = degrade.Pipeline.parse("blur", steps=50).run(img, key="a")
+    assert recipe["ops"] == [{"position": 0, "op": "blur", "version": 2}]
+    sig = [0.0] + [s["ops"][0]["params"]["sigma"] for s in recipe["steps"]]
+    assert sig[11] == pytest.approx(0.88) and sig[15] == pytest.approx(1.2)
+    x0 = to_float(img)
+    direct = {k: quantize(np.clip(blur(x0, sigma=sig[k]), 0, 1)) for k in range(1, 51)}
+    # σ_k = 0.08 k: steps up to 14 have no earlier step to advance from (σ₀ ≥ 0.8 and
+    # σ² − σ₀² ≥ 0.64) and are blurred directly; step 15 advances from step 11.
+    assert all(np.array_equal(frames[k], direct[k]) for k in range(1, 15))
+    step11 = np.clip(blur(x0, sigma=sig[11]), 0, 1)
+    expect15 = quantize(np.clip(blur(step11, sigma=float(np.sqrt(sig[15] ** 2 - sig[11] ** 2))), 0, 1))
+    assert np.array_equal(frames[15], expect15)
+    diffs = [np.abs(frames[k] - direct[k]).max() * 255 for k in range(15, 51)]
+    assert max(diffs) <= 1.0 + 1e-4 and sum(d > 0 for d in diffs) >= 10
+    replayed = degrade.replay(recipe, frames[0])
+    assert all(np.array_equal(a, b) for a, b in zip(frames, replayed))
+
+
+def test_monotone_blur_sequences_replay_exactly():
+    img = to_uint8(varied_images(40, 3)[3])
+    pipe = degrade.Pipeline("blur", steps=30, monotone=True)
+    frames, recipe = pipe.run(img, key="m")
+    assert all(np.array_equal(a, b) for a, b in zip(frames, degrade.replay(recipe, frames[0])))
+
+
+def test_absolute_steps_after_blur_run_from_the_clean_image_and_subsets_match():
+    from degrade.pipeline import execute
+
+    img = to_uint8(varied_images(40, 3)[2])
+    frames, recipe = degrade.Pipeline.parse("blur,jpeg", steps=9).run(img, key="b")
+    got, payloads = execute(img, dict(recipe, steps=recipe["steps"][:7]), only=[3, 7])
+    assert [f is None for f in got] == [False, True, True, False, True, True, True, False]
+    assert payloads[5] is None and payloads[7][0] == "jpg"
+    assert np.array_equal(to_float(got[3]), frames[3]) and np.array_equal(to_float(got[7]), frames[7])
+    # blur second: nothing to advance from (its input differs per step), each step direct.
+    f2, r2 = degrade.Pipeline.parse("noise,blur", steps=4).run(img, key="b")
+    x = degrade.get_op("noise").apply(to_float(img), r2["steps"][3]["ops"][0]["params"],
+                                      degrade.get_op("noise").make_field(img.shape, seed=0, key="b", position=0))
+    assert np.array_equal(f2[4], quantize(np.clip(blur(x, sigma=r2["steps"][3]["ops"][1]["params"]["sigma"]), 0, 1)))
 
 
 # -- motion blur -----------------------------------------------------------------------------

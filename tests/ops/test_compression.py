@@ -59,6 +59,18 @@ def test_jpeg_equals_pillow_default_save_with_420_subsampling():
         assert JpegImagePlugin.get_sampling(im) == 2  # 4:2:0
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 13, 3), (33, 65, 3), (16, 16, 1), (9, 17, 1)])
+def test_jpeg_bytes_are_pillows_at_every_quality_whichever_encoder_runs(shape):
+    # RGB goes through OpenCV's encoder for speed: it must write Pillow's bytes exactly.
+    img = varied_images(max(shape[:2]), shape[2])[0][: shape[0], : shape[1]]
+    u8 = to_uint8(img)
+    for q in range(1, 101):
+        buf = io.BytesIO()
+        Image.fromarray(u8[:, :, 0] if shape[2] == 1 else u8).save(
+            buf, format="JPEG", quality=q, subsampling=2, optimize=False, progressive=False)
+        assert encode_jpeg(img, quality=q) == buf.getvalue(), q
+
+
 def test_jpeg_lower_quality_larger_error_on_a_photo():
     img = _photo()
     errs = [_mse(jpeg(img, quality=q), img) for q in (95, 75, 50, 25, 10, 5)]
