@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -749,46 +750,131 @@ def _run_tasks(tasks: list[ShardTask], n_workers: int, bar: Any, *, backend: str
         for t in tasks:
             yield build_shard(t, q)
         return
+    yield from _run_loky(tasks, n_workers, bar)
+
+
+def _run_loky(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dict[str, Any]]:
+    """Run shards in this process and in ``n_workers`` − 1 loky worker processes.
+
+    This process builds shards too: while the workers start (spawn, imports: about a
+    second) it is already working, and no core waits on a process that only collects
+    results. One feeder thread per worker hands it the next shard when it finishes one;
+    every shard is taken from one list, in plan order, whoever builds it.
+    """
     import multiprocessing as mp
     import queue as _queue
     import threading
 
-    from joblib import Parallel, delayed
+    from joblib.externals.loky import get_reusable_executor
+
+    todo = list(reversed(tasks))
+    lock = threading.Lock()
+    stop = threading.Event()
+    finished: _queue.Queue[tuple[Any, BaseException | None]] = _queue.Queue()
+
+    handed = [0]  # shards taken by feeders
+
+    def take(feeder: bool = False) -> ShardTask | None:
+        with lock:
+            if not todo or stop.is_set():
+                return None
+            handed[0] += feeder
+            return todo.pop()
 
     manager = mp.Manager()
-    try:
-        q = manager.Queue()
-        stop = threading.Event()
+    with warnings.catch_warnings():
+        # A previous build's worker may still be starting: loky waits for it, and says so.
+        warnings.filterwarnings("ignore", message="Trying to resize an executor", category=UserWarning)
+        executor = get_reusable_executor(max_workers=n_workers - 1)
+    progress = manager.Queue()
 
-        def pump() -> None:
-            while not stop.is_set():
-                try:
-                    n = q.get(timeout=0.2)
-                except _queue.Empty:
-                    continue
-                except (EOFError, OSError):
-                    return
-                if bar is not None:
-                    bar.update(n)
+    def pump() -> None:
+        while not stop.is_set():
+            try:
+                n = progress.get(timeout=0.2)
+            except _queue.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+            if n is None:  # the main thread is done
+                return
+            if bar is not None:
+                bar.update(n)
 
-        th = threading.Thread(target=pump, daemon=True)
-        th.start()
+    def feed() -> None:
         try:
-            par = Parallel(n_jobs=n_workers, backend="loky", return_as="generator_unordered")
-            yield from par(delayed(build_shard)(t, q) for t in tasks)
-        finally:
-            stop.set()
-            th.join(timeout=2)
-            # Every put() of a finished task has reached the manager: drain what is left.
-            while True:
-                try:
-                    n = q.get_nowait()
-                except (_queue.Empty, EOFError, OSError):
-                    break
-                if bar is not None:
-                    bar.update(n)
+            # A worker takes its first shard only once it has started: a short build is
+            # then done here alone instead of waiting on a shard held by a starting worker.
+            executor.submit(_worker_ready).result()
+        except BaseException:
+            return  # a worker that cannot start takes nothing: this process builds its shards
+        while (task := take(feeder=True)) is not None:
+            try:
+                finished.put((executor.submit(build_shard, task, progress).result(), None))
+            except BaseException as exc:  # handed to the main thread, which raises it
+                finished.put((None, exc))
+                stop.set()
+                return
+
+    pumper = threading.Thread(target=pump, daemon=True)
+    feeders = [threading.Thread(target=feed, daemon=True) for _ in range(n_workers - 1)]
+    inline = _InlineProgress(bar)
+    ok = False
+    try:
+        pumper.start()
+        for th in feeders:
+            th.start()
+        got = 0
+        while (task := take()) is not None:
+            for rec in _drain(finished, block=False):
+                got += 1
+                yield rec
+            yield build_shard(task, inline)
+        # Wait for the shards the workers took; a worker still starting took none.
+        while got < handed[0]:
+            for rec in _drain(finished, block=True):
+                got += 1
+                yield rec
+        ok = True
     finally:
+        stop.set()
+        progress.put(None)
+        if not ok:
+            # A failed shard (or an interrupt) stops the rest now, mid-shard: build() then
+            # removes their temporary files.
+            executor.shutdown(wait=True, kill_workers=True)
+            for th in feeders:
+                th.join(timeout=5)
+        pumper.join(timeout=2)
+        # Every put() of a finished task has reached the manager: drain what is left.
+        while bar is not None:
+            try:
+                n = progress.get_nowait()
+            except (_queue.Empty, EOFError, OSError):
+                break
+            if n is not None:
+                bar.update(n)
         manager.shutdown()
+
+
+def _worker_ready() -> bool:
+    # Runs in a fresh worker: importing this module has loaded everything build_shard needs.
+    return True
+
+
+def _drain(finished: Any, *, block: bool) -> Iterable[dict[str, Any]]:
+    # The finished shards' records (block: wait for at least one); a worker's error is raised.
+    import queue as _queue
+
+    while True:
+        try:
+            rec, exc = finished.get(timeout=0.1) if block else finished.get_nowait()
+        except _queue.Empty:
+            return
+        block = False
+        if exc is not None:
+            raise exc
+        yield rec
 
 
 def _per_shard_progress(tasks: list[ShardTask], results: Iterable[dict[str, Any]], bar: Any,

@@ -476,3 +476,16 @@ def test_resize_crop() -> None:
     assert up.shape == (20, 20, 1) and (up == 9).all()
     with pytest.raises(DegradeError):
         resize_crop(np.zeros((4, 4, 3), np.float32), 2)
+
+
+def test_pool_photographs_read_from_files_equal_skimage_data():
+    import skimage.data
+
+    from degrade.sources import _photo, _photo_file
+
+    for name in POOL_PHOTOS:
+        assert _photo_file(name) is not None, name  # read directly, not through skimage.io
+        ref = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+        ref = np.asarray(ref, np.uint8)
+        ref = np.repeat(ref[:, :, None], 3, axis=2) if ref.ndim == 2 else ref[:, :, :3]
+        assert np.array_equal(_photo(name), ref), name

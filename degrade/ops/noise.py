@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from degrade.registry import Op, Param, register
 
@@ -126,6 +125,8 @@ def _poisson_field(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
     ``U = (k + ½)/2³²`` with k uniform on 32 bits (never 0 or 1); ``field[1] = Φ⁻¹(U)`` is
     stored so that the steps do not recompute it.
     """
+    from scipy import special  # here, not at import: keeps build workers' start-up short
+
     k = rng.integers(0, 2**32, size=shape, dtype=np.uint64)
     u = (k.astype(np.float64) + 0.5) * 2.0**-32
     return np.stack([u, special.ndtri(u)])
@@ -216,6 +217,8 @@ def poisson_quantile(
     >>> poisson_quantile(np.array([0.0, 1.0, 1.0, 100.0]), np.array([0.5, 0.3, 0.9, 0.5]))
     array([  0.,   0.,   2., 100.])
     """
+    from scipy import special
+
     lam = np.asarray(lam, np.float64)
     u = np.asarray(u, np.float64)
     small = lam < _EXACT_BELOW

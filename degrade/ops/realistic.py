@@ -22,7 +22,6 @@ import math
 
 import cv2
 import numpy as np
-from scipy import special
 
 from degrade.ops._util import restore_channels
 from degrade.ops.compression import decode_jpeg, encode_jpeg
@@ -84,6 +83,8 @@ def circular_lowpass_kernel(cutoff: float, size: int) -> np.ndarray:
     >>> k.shape, round(float(k.sum()), 6), bool(k[3, 3] == k.max())
     ((7, 7), 1.0, True)
     """
+    from scipy import special  # here, not at import: keeps build workers' start-up short
+
     c = (size - 1) / 2.0
     ax = np.arange(size, dtype=np.float64) - c
     r = np.hypot(ax[:, None], ax[None, :])
