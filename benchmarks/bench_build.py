@@ -12,9 +12,12 @@ machine is shared and noisy), on the same sample-pool images:
   ``cv2.imencode`` into ``webdataset.ShardWriter``; one process, and a
   ``multiprocessing.Pool`` of 2 over the same shards. ``hand-cv2 1p``: the same with
   OpenCV calls only (``cv2.GaussianBlur``, ``cv2.imencode``/``imdecode`` JPEG);
-- ``kernels 1t``: the limit: the kernels the build calls for those frames (float blur,
-  quantise, JPEG encode, JPEG decode, PNG of the clean frame), back to back in one thread,
-  plus writing the bytes to a file; no pipeline, recipe, tar or process pool.
+- ``kernels 1t``: the limit: the kernels the build calls for those frames (the blur as the
+  op computes it in a sequence, clip, quantise, JPEG encode, PNG of the clean frame), back
+  to back in one thread, plus writing the bytes to a file; no pipeline, recipe, tar or
+  process pool;
+- scaling: ``degrade 2w`` vs ``degrade 1w`` on a longer build (1000 samples at 256 px, the
+  bare command's sample count), where a build's fixed start-up weighs as in real use.
 
 Every variant loads its images with ``degrade.sources.load_item`` inside its timed region,
 so loading is timed equally everywhere. Each variant runs in its own subprocess; "s" is the
@@ -159,30 +162,32 @@ def child_hand(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def child_kernels(a: argparse.Namespace) -> dict[str, Any]:
-    """The limit: the build's kernels for these frames, one thread, plus writing the bytes."""
-    import io
+    """The limit: the build's kernels for these frames, one thread, plus writing the bytes.
 
+    The very image operations the build performs: per step the blur as the op computes it
+    in a sequence (from an earlier step with the remaining σ where it can:
+    ``blur_advance``), the clip, the quantise and the JPEG encode whose bytes are stored
+    (OpenCV's encoder, Pillow's bytes); per sample the load and the clean frame's PNG.
+    """
     import cv2
-    from PIL import Image
 
     from degrade.image import encode_png, to_float, to_uint8
-    from degrade.ops.blur import blur
-    from degrade.ops.compression import decode_jpeg, encode_jpeg
+    from degrade.ops.blur import blur, blur_advance
+    from degrade.ops.compression import encode_jpeg
     from degrade.sources import list_sources, load_item
 
     cv2.setNumThreads(1)
     params = step_params(OPS, STEPS)
     items = list_sources(None, limit=a.limit)
-    parts = dict.fromkeys(["load", "to_float", "blur", "quantise", "jpeg_encode", "jpeg_decode",
-                           "png_clean", "write"], 0.0)
+    parts = dict.fromkeys(["load", "to_float", "blur", "quantise", "jpeg_encode", "png_clean",
+                           "write"], 0.0)
     pc = time.thread_time  # CPU time of this thread: the parts are not inflated by other load
+    jpg = [cv2.IMWRITE_JPEG_QUALITY, 50]
     # The JPEG encode below is encode_jpeg's body with its to_uint8 timed apart; check once
     # that it gives encode_jpeg's bytes.
     probe = to_float(load_item(items[0], size=a.size)[0])
-    _buf = io.BytesIO()
-    Image.fromarray(to_uint8(probe)).save(_buf, format="JPEG", quality=50, subsampling=2,
-                                          optimize=False, progressive=False)
-    assert _buf.getvalue() == encode_jpeg(probe, quality=50)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(to_uint8(probe), cv2.COLOR_RGB2BGR), jpg)
+    assert ok and buf.tobytes() == encode_jpeg(probe, quality=50)
     t_start = time.perf_counter()
     for s, chunk in enumerate(_chunks(items, a.shard_size)):
         with open(os.path.join(a.out, f"kernels-{s:06d}.bin"), "wb") as f:
@@ -200,26 +205,24 @@ def child_kernels(a: argparse.Namespace) -> dict[str, Any]:
                 parts["to_float"] += t2 - t1
                 parts["png_clean"] += t3 - t2
                 parts["write"] += t4 - t3
+                history: list[tuple[dict[str, Any], np.ndarray]] = []
                 for b, j in params:
                     t0 = pc()
-                    y = blur(x, **b)
+                    y = blur_advance(history, b)
+                    y = np.clip(blur(x, **b) if y is None else y, 0.0, 1.0)
+                    history = [*history, (b, y)][-4:]
                     t1 = pc()
-                    u = to_uint8(y)
+                    u = cv2.cvtColor(to_uint8(y), cv2.COLOR_RGB2BGR)
                     t2 = pc()
-                    buf = io.BytesIO()
-                    Image.fromarray(u).save(buf, format="JPEG", quality=int(j["quality"]),
-                                            subsampling=2, optimize=False, progressive=False)
-                    data = buf.getvalue()
+                    jpg[1] = int(j["quality"])
+                    data = cv2.imencode(".jpg", u, jpg)[1].tobytes()
                     t3 = pc()
-                    decode_jpeg(data)
-                    t4 = pc()
                     f.write(data)
-                    t5 = pc()
+                    t4 = pc()
                     parts["blur"] += t1 - t0
                     parts["quantise"] += t2 - t1
                     parts["jpeg_encode"] += t3 - t2
-                    parts["jpeg_decode"] += t4 - t3
-                    parts["write"] += t5 - t4
+                    parts["write"] += t4 - t3
     seconds = time.perf_counter() - t_start
     return {"seconds": seconds, "frames": len(items) * (STEPS + 1), "bytes": _du(a.out),
             "parts": parts}
@@ -371,13 +374,6 @@ def ratios(label: str, res: dict[str, dict[str, list[Any]]]) -> list[str]:
             rc = fps("kernels 1t", "cpu_fps") / fps("degrade 2w", "cpu_fps")
             lines.append(f"  {'build time / (kernel limit / 2), 2 workers':50s} {r:5.2f}×  "
                          f"[{rw:5.2f}×]  ({rc:5.2f}×)  target ≤ 1.3×")
-        parts = res["kernels 1t"]["parts"]
-        if parts and "degrade 1w" in res:
-            # The limit without the JPEG decode that the build does but never stores: the
-            # kernels' time less the decode's share of their (CPU-timed) parts.
-            share = median([1 - p["jpeg_decode"] / sum(p.values()) for p in parts])
-            r = fps("kernels 1t") / fps("degrade 1w") / share
-            lines.append(f"  {'build time / kernels without JPEG decode, 1 worker':50s} {r:5.2f}×")
     if "degrade 2w" in res and "degrade 1w" in res:
         add("scaling degrade 2 workers / 1 worker", "degrade 2w", "degrade 1w", "target ≥ 1.8×",
             cpu=False)
@@ -674,8 +670,10 @@ def main() -> None:
     ap.add_argument("--limit-64", type=int, default=1000,
                     help="samples at 64 px (the bare command builds 1000)")
     ap.add_argument("--limit-256", type=int, default=256)
-    ap.add_argument("--shard-256", type=int, default=32, help="--shard-size at 256 px")
-    ap.add_argument("--only", choices=["64", "256"], help="run one size only")
+    ap.add_argument("--shard-256", type=int, default=16, help="--shard-size at 256 px")
+    ap.add_argument("--limit-scaling", type=int, default=1000,
+                    help="samples of the 1 vs 2 worker comparison at 256 px")
+    ap.add_argument("--only", choices=["64", "256", "scaling"], help="run one part only")
     ap.add_argument("--variants", default="degrade 2w,degrade 1w,hand 1p,hand 2p,hand-cv2 1p,kernels 1t")
     ap.add_argument("--profile", action="store_true", help="only profile one build_shard")
     ap.add_argument("--profile-size", type=int, default=256)
@@ -731,6 +729,10 @@ def main() -> None:
             kb = kernel_breakdown(res)
             if kb:
                 print("\nkernel limit, 256 px, one thread:\n" + kb)
+        if a.only in (None, "scaling") and not a.quick:
+            res = bench_size("256 px, scaling", 256, a.limit_scaling, a.shard_256, False,
+                             a.rounds, ["degrade 2w", "degrade 1w"], tmp)
+            summary += ratios("256 px, scaling", res)
         if not a.quick and a.only is None:
             fixed_costs(a.rounds, tmp)
         print()

@@ -2,7 +2,10 @@
 
 Modes (DESIGN.md, "Pipelines and sequences"):
 
-- ``absolute``: x_k = P(x_0, t_k); every step is independent of the others.
+- ``absolute``: x_k = P(x_0, t_k); every step starts from x_0. Departure from DESIGN's "any
+  step alone": a first op with ``Op.advance`` (blur) computes its output at step k from its
+  outputs at earlier steps (Gaussians compose: the remaining σ is small, the blur cheap), so
+  a subset of steps is run with :func:`execute`'s ``only`` to get the same bytes.
 - ``chained``: x_k = P(x_{k-1}) at step k's parameters, applied to the stored (uint8) x_{k-1}.
 - ``choice``: chained, and at each step one op of the list is drawn (keyed by sample).
 

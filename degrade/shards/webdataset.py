@@ -21,7 +21,6 @@ the writer checks that they agree with the record's own fields.
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -379,6 +378,38 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
+_BLOCK = tarfile.BLOCKSIZE
+_RECORD = tarfile.RECORDSIZE
+_MAX_OCTAL = 8**11  # sizes from here need a PAX header
+
+
+def tar_header(name: str, size: int) -> bytes:
+    """The header ``tarfile`` writes (PAX format, UTF-8) for a member of ours, made fast.
+
+    For an ASCII name of at most 100 bytes and a size below 8 GiB ``tarfile`` writes one plain
+    ustar block; building it here costs a fraction of ``TarInfo.tobuf`` (a third of a 64 px
+    shard's time went to tar headers). Other names go through ``tobuf`` itself. The tests
+    compare both against ``tarfile``.
+
+    Examples
+    --------
+    >>> tar_header("a.json", 3) == _tarinfo("a.json", 3).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    True
+    """
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) > 100 or not raw.isascii() or size >= _MAX_OCTAL or not name:
+        return _tarinfo(name, size).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    h = bytearray(_BLOCK)
+    h[0 : len(raw)] = raw
+    h[100:124] = b"0000644\x000000000\x000000000\x00"  # mode, uid, gid
+    h[124:136] = b"%011o\x00" % size
+    h[136:148] = b"%011o\x00" % MTIME
+    h[148:157] = b"        0"  # checksum placeholder (8 spaces), type: regular file
+    h[257:265] = b"ustar\x0000"
+    h[148:156] = b"%06o\x00 " % sum(h)
+    return bytes(h)
+
+
 class WebDatasetWriter(_ShardWriter):
     """Write one WebDataset shard, atomically and deterministically.
 
@@ -407,35 +438,41 @@ class WebDatasetWriter(_ShardWriter):
 
     def __init__(self, path: str | os.PathLike[str], *, steps: int) -> None:
         super().__init__(path, steps=steps)
-        # PAX is POSIX.1-2001; with ASCII names and integer mtimes it writes plain ustar
-        # headers. The encoding is fixed so names never depend on the platform's locale.
-        self._tar: tarfile.TarFile | None = tarfile.open(
-            fileobj=self._open(),  # type: ignore[arg-type]
-            mode="w",
-            format=tarfile.PAX_FORMAT,
-            encoding="utf-8",
-        )
+        # The bytes are tarfile's (PAX format, UTF-8: plain ustar headers for our names, see
+        # tar_header), written here a sample at a time: one write and one hash update per
+        # sample instead of three per member.
+        self._open()
+        self._offset = 0
 
     def _add(self, rec: dict[str, Any]) -> None:
         """Add the sample's members, sorted by name."""
-        assert self._tar is not None  # open while self._file is
+        assert self._file is not None
         key = rec["key"]
         members = [(f"{key}.clean.png", rec["clean"]), (f"{key}.json", rec["recipe_json"].encode())]
         members += [(member_name(key, k, ext, self.steps), data) for k, ext, data in rec["frames"]]
         members.sort(key=lambda m: m[0])
+        parts: list[bytes] = []
         for name, data in members:
-            self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+            parts.append(tar_header(name, len(data)))
+            parts.append(data)
+            pad = -len(data) % _BLOCK
+            if pad:
+                parts.append(bytes(pad))
+        buf = b"".join(parts)
+        self._file.write(buf)
+        self._offset += len(buf)
         self._count(key)
 
     def _finish(self) -> None:
-        """Write the end-of-archive blocks (the file object stays open)."""
-        assert self._tar is not None
-        self._tar.close()
-        self._tar = None
+        """Write the end-of-archive blocks as tarfile does (the file object stays open)."""
+        assert self._file is not None
+        end = 2 * _BLOCK
+        end += -(self._offset + end) % _RECORD
+        self._file.write(bytes(end))
+        self._offset += end
 
     def _drop(self) -> None:
-        """Forget the tar (:meth:`abort` closes and deletes its file)."""
-        self._tar = None
+        """Nothing to forget (:meth:`abort` closes and deletes the file)."""
 
 
 class _EndCheckingTarInfo(tarfile.TarInfo):

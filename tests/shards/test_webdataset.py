@@ -331,3 +331,43 @@ def test_empty_shard(tmp_path):
     info = write_shard(path, [])
     assert info.samples == 0
     assert list(iter_webdataset(path)) == []
+
+
+@pytest.mark.parametrize("name,size", [
+    ("a.json", 0), ("k-0123456789.s01.png", 511), ("x" * 100, 512), ("x" * 101, 7),
+    ("clé.png", 3), ("k.s50.jpg", 8**11 - 1), ("k.s50.jpg", 8**11),
+])
+def test_tar_header_is_tarfiles_header(name, size):
+    from degrade.shards.webdataset import MTIME, tar_header
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uid, info.gid = size, MTIME, 0o644, 0, 0
+    info.uname = info.gname = ""
+    assert tar_header(name, size) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def test_webdataset_writer_bytes_are_what_tarfile_writes(tmp_path):
+    from degrade.shards.webdataset import member_name, recipe_json
+
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(3):
+        png = encode_png(rng.random((5 + i, 7, 3), dtype=np.float32))
+        frames = [(k, "png", bytes(rng.integers(0, 256, 100 * k + i, dtype=np.uint8))) for k in (1, 2)]
+        records.append({"key": f"s{i}", "clean": png, "frames": frames,
+                        "recipe": {"label": None, "split": "train", "i": i}, "label": None, "split": "train"})
+    out = tmp_path / "shard-000000.tar"
+    with WebDatasetWriter(out, steps=2) as w:
+        for r in records:
+            w.write(r)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf:
+        for r in records:
+            members = [(f"{r['key']}.clean.png", r["clean"]), (f"{r['key']}.json", recipe_json(r["recipe"]).encode())]
+            members += [(member_name(r["key"], k, ext, 2), data) for k, ext, data in r["frames"]]
+            for name, data in sorted(members):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.uname, info.gname = len(data), 0o644, "", ""
+                tf.addfile(info, io.BytesIO(data))
+    assert out.read_bytes() == buf.getvalue()
+    assert w.info.bytes == len(buf.getvalue()) and w.info.sha256 == hashlib.sha256(buf.getvalue()).hexdigest()
