@@ -228,6 +228,7 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
     --------
     >>> # see degrade.build(); build_shard is its unit of parallel work
     """
+    _tune_malloc_in_dask_worker()
     cfg = task.config
     pipe = Pipeline.from_dict(cfg["pipeline"])
     splits = cfg["split"]
@@ -315,6 +316,41 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
         Path(task.path).unlink(missing_ok=True)
         raise
     return record
+
+
+#: glibc mallopt parameters, and the values its dynamic thresholds reach on 64-bit.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_MAX = 32 * 2**20
+_malloc_tuned = False
+
+
+def _tune_malloc_in_dask_worker() -> bool:
+    """Undo, in a Dask worker, the malloc setting its nanny starts it with.
+
+    Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` for every worker; setting it turns off
+    glibc's dynamic mmap threshold, so every frame-sized array (a 256 px float frame is
+    768 KiB) becomes an mmap/munmap pair with fresh page faults: a build ran 2.8× slower
+    (user 10 s + system 12 s instead of 8 s). In such a worker (and only there) the two
+    thresholds are set to where glibc's dynamic ones would settle. Returns whether it did.
+    """
+    global _malloc_tuned
+    if _malloc_tuned or "MALLOC_TRIM_THRESHOLD_" not in os.environ or "distributed" not in sys.modules:
+        return False
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False  # not inside a Dask worker: leave the user's setting alone
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_MAX)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_MAX))
+    except (OSError, AttributeError):  # not glibc
+        return False
+    _malloc_tuned = ok
+    return ok
 
 
 def _digest(values: Iterable[str]) -> str:

@@ -33,7 +33,31 @@ def test_dask_external_scheduler_address(local_build, tmp_path):
                                   dashboard_address=None) as cluster:
         res = build(None, out=tmp_path / "dask-addr", workers=2, backend="dask",
                     scheduler=cluster.scheduler_address, **KW)
+        with distributed.Client(cluster) as client:
+            # The nanny's MALLOC_TRIM_THRESHOLD_ is undone in the worker, once (build_shard
+            # did it already: a second call does nothing), and only in a Dask worker.
+            got = client.submit(_malloc_state, pure=False).result()
     assert _shas(res) == _shas(local_build)
+    assert got == ("65536", True, False)
+
+
+def _malloc_state():
+    import importlib
+    import os
+
+    B = importlib.import_module("degrade.build")
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), B._malloc_tuned, B._tune_malloc_in_dask_worker()
+
+
+def test_malloc_is_left_alone_outside_dask_workers(monkeypatch):
+    import importlib
+
+    B = importlib.import_module("degrade.build")  # the module; degrade.build is also the function
+    pytest.importorskip("dask.distributed")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.setattr(B, "_malloc_tuned", False)
+    assert B._tune_malloc_in_dask_worker() is False and B._malloc_tuned is False
 
 
 @pytest.mark.slow
