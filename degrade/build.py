@@ -566,6 +566,8 @@ def build(
         raise DegradeError(f"--workers must be a whole number ≥ 1, got {workers!r}")
     keep_spec = parse_keep(keep, pipeline.steps)
     splits = parse_split(split)
+    if backend == "loky" and not dry_run and (workers or _default_workers()) > 1:
+        _start_workers((workers or _default_workers()) - 1)
     pool_only = not in_list or all(i == "samples" for i in in_list)
     if size is None:
         size = POOL_DEFAULT_SIZE if pool_only else FILE_DEFAULT_SIZE
@@ -801,8 +803,6 @@ def _run_loky(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dict
     import queue as _queue
     import threading
 
-    from joblib.externals.loky import get_reusable_executor
-
     todo = list(reversed(tasks))
     lock = threading.Lock()
     stop = threading.Event()
@@ -818,10 +818,7 @@ def _run_loky(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dict
             return todo.pop()
 
     manager = mp.Manager()
-    with warnings.catch_warnings():
-        # A previous build's worker may still be starting: loky waits for it, and says so.
-        warnings.filterwarnings("ignore", message="Trying to resize an executor", category=UserWarning)
-        executor = get_reusable_executor(max_workers=n_workers - 1)
+    executor = _executor(n_workers - 1)
     progress = manager.Queue()
 
     def pump() -> None:
@@ -891,6 +888,24 @@ def _run_loky(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dict
             if n is not None:
                 bar.update(n)
         manager.shutdown()
+
+
+def _executor(n: int) -> Any:
+    from joblib.externals.loky import get_reusable_executor
+
+    with warnings.catch_warnings():
+        # A previous build's worker may still be starting: loky waits for it, and says so.
+        warnings.filterwarnings("ignore", message="Trying to resize an executor", category=UserWarning)
+        return get_reusable_executor(max_workers=n)
+
+
+def _start_workers(n: int) -> None:
+    """Start ``n`` loky workers now, in the background, so that they are up by the time the
+    sources are listed and the plan written (loky reuses them; a build that ends up with
+    fewer shards than workers leaves the extra one idle)."""
+    executor = _executor(n)
+    for _ in range(n):
+        executor.submit(_worker_ready)
 
 
 def _worker_ready() -> bool:
