@@ -449,7 +449,11 @@ def tune_malloc() -> bool:
 
 def child_what_if(a: argparse.Namespace) -> dict[str, Any]:
     """Per-step cost of the build's kernel path for blur,jpeg and of cheaper paths that
-    store the same bytes; one thread, CPU time, interleaved rounds, medians."""
+    store the same bytes; one thread, CPU time, interleaved rounds, medians.
+
+    "current" is the path as the build ran it before commit 93c489d (Pillow's JPEG encoder,
+    a direct blur per step); the table is the record of why the build changed.
+    """
     import resource
 
     import cv2
@@ -457,8 +461,11 @@ def child_what_if(a: argparse.Namespace) -> dict[str, Any]:
     tuned = tune_malloc() if a.mallopt else False
     from degrade.image import encode_png, to_float, to_uint8
     from degrade.ops.blur import blur
-    from degrade.ops.compression import decode_jpeg, encode_jpeg
+    from degrade.ops.compression import _encode_jpeg_pil, decode_jpeg
     from degrade.registry import get_op
+
+    def encode_jpeg(x: np.ndarray, quality: int) -> bytes:  # the Pillow encoder, as before
+        return _encode_jpeg_pil(to_uint8(x), quality)
 
     cv2.setNumThreads(1)
     params = step_params(OPS, STEPS)
