@@ -794,7 +794,7 @@ def _run_tasks(tasks: list[ShardTask], n_workers: int, bar: Any, *, backend: str
 def _run_loky(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dict[str, Any]]:
     """Run shards in this process and in ``n_workers`` − 1 loky worker processes.
 
-    This process builds shards too: while the workers start (spawn, imports: about a
+    This process builds shards too: while the workers start (spawn, imports: about half a
     second) it is already working, and no core waits on a process that only collects
     results. One feeder thread per worker hands it the next shard when it finishes one;
     every shard is taken from one list, in plan order, whoever builds it.
@@ -871,13 +871,16 @@ def _run_loky(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dict
         ok = True
     finally:
         stop.set()
-        progress.put(None)
         if not ok:
             # A failed shard (or an interrupt) stops the rest now, mid-shard: build() then
             # removes their temporary files.
             executor.shutdown(wait=True, kill_workers=True)
             for th in feeders:
                 th.join(timeout=5)
+        try:
+            progress.put(None)  # wakes the pump
+        except (EOFError, OSError):  # the manager died with an interrupt: the pump has stopped
+            pass
         pumper.join(timeout=2)
         # Every put() of a finished task has reached the manager: drain what is left.
         while bar is not None:

@@ -370,6 +370,7 @@ class Op:
         it bumps ``version``.
     advance_history : int
         How many earlier steps the pipeline keeps for ``advance``.
+
     Examples
     --------
     >>> op = Op("invert", lambda im, amount: (1 - im) * amount + im * (1 - amount),

@@ -586,6 +586,11 @@ def train(cfg: TrainConfig, *, log: Any = None) -> dict[str, Any]:
             log_file.close()
         seconds = time.perf_counter() - t_start
         del batches
+        if ddp:
+            # Every rank waits here for rank 0's last checkpoint: a rank that tore its
+            # process group down meanwhile could abort in gloo's threads ("terminate called
+            # without an active exception", seen once in CI).
+            dist.barrier()
         say(f"degrade train: step {step}, loss {loss_value:.4f}, {speed:.0f} examples/s; "
             f"checkpoint {ckpt_path}")
         return {"step": step, "loss": loss_value, "examples_per_s": speed, "seconds": seconds,

@@ -58,7 +58,7 @@ def encode_jpeg(image: np.ndarray, *, quality: int) -> bytes:
     arr = to_uint8(image)
     if arr.shape[2] == 3:
         # OpenCV's encoder writes the very bytes Pillow's settings below give (both bundle
-        # libjpeg-turbo; tests/ops/test_compression.py checks it) at 2/3 of the time. For one
+        # libjpeg-turbo; tests/ops/test_compression.py checks it) in about half the time. For one
         # channel they differ in a header byte (sampling factor), so Pillow stays.
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
         if ok:
