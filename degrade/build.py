@@ -17,7 +17,6 @@ import os
 import shlex
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 
 from degrade.errors import DegradeError
 from degrade.image import encode_png
+from degrade.parallel import default_workers, run_tasks, start_workers, tune_malloc_in_dask_worker
 from degrade.pipeline import ExternalPipeline, Pipeline
 from degrade.registry import get_op
 from degrade.seeding import rng_for
@@ -228,7 +228,7 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
     --------
     >>> # see degrade.build(); build_shard is its unit of parallel work
     """
-    _tune_malloc_in_dask_worker()
+    tune_malloc_in_dask_worker()
     cfg = task.config
     pipe = Pipeline.from_dict(cfg["pipeline"])
     splits = cfg["split"]
@@ -318,39 +318,9 @@ def build_shard(task: ShardTask, progress: Any = None) -> dict[str, Any]:
     return record
 
 
-#: glibc mallopt parameters, and the values its dynamic thresholds reach on 64-bit.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_MAX = 32 * 2**20
-_malloc_tuned = False
-
-
-def _tune_malloc_in_dask_worker() -> bool:
-    """Undo, in a Dask worker, the malloc setting its nanny starts it with.
-
-    Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` for every worker; setting it turns off
-    glibc's dynamic mmap threshold, so every frame-sized array (a 256 px float frame is
-    768 KiB) becomes an mmap/munmap pair with fresh page faults: a build ran 2.8× slower
-    (user 10 s + system 12 s instead of 8 s). In such a worker (and only there) the two
-    thresholds are set to where glibc's dynamic ones would settle. Returns whether it did.
-    """
-    global _malloc_tuned
-    if _malloc_tuned or "MALLOC_TRIM_THRESHOLD_" not in os.environ or "distributed" not in sys.modules:
-        return False
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
-        return False  # not inside a Dask worker: leave the user's setting alone
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_MAX)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_MAX))
-    except (OSError, AttributeError):  # not glibc
-        return False
-    _malloc_tuned = ok
-    return ok
+def _worker_ready() -> bool:
+    # Run in a fresh loky worker: unpickling it imports this module, all build_shard needs.
+    return True
 
 
 def _digest(values: Iterable[str]) -> str:
@@ -443,10 +413,6 @@ def _check_kept_shard(out: Path, name: str, planned_ids_digest: str) -> dict[str
 def _remove_temp_files(out_dir: Path) -> None:
     _remove(p for d in (out_dir, out_dir / PARTS_DIR) if d.is_dir()
             for p in d.iterdir() if p.is_file() and is_temp_name(p.name))
-
-
-def _default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def build(
@@ -566,8 +532,8 @@ def build(
         raise DegradeError(f"--workers must be a whole number ≥ 1, got {workers!r}")
     keep_spec = parse_keep(keep, pipeline.steps)
     splits = parse_split(split)
-    if backend == "loky" and not dry_run and (workers or _default_workers()) > 1:
-        _start_workers((workers or _default_workers()) - 1)
+    if backend == "loky" and not dry_run and (workers or default_workers()) > 1:
+        start_workers((workers or default_workers()) - 1, _worker_ready)
     pool_only = not in_list or all(i == "samples" for i in in_list)
     if size is None:
         size = POOL_DEFAULT_SIZE if pool_only else FILE_DEFAULT_SIZE
@@ -673,12 +639,14 @@ def build(
     if kept_n:
         say(f"degrade: resuming: {kept_n} of {n_shards} shards already complete")
 
-    n_workers = min(workers or _default_workers(), max(1, len(tasks)))
+    n_workers = min(workers or default_workers(), max(1, len(tasks)))
     done_frames = sum(r["planned"] for r in records.values()) * (pipeline.steps + 1)
     bar = _progress_bar(frames_total, done_frames, progress)
     t_build = time.perf_counter()
     try:
-        for rec in _run_tasks(tasks, n_workers, bar, backend=backend, scheduler=scheduler):
+        frames_per_sample = pipeline.steps + 1
+        for rec in run_tasks(build_shard, tasks, n_workers, bar, backend=backend, scheduler=scheduler,
+                             units=lambda rec: rec["planned"] * frames_per_sample, warm=_worker_ready):
             records[rec["index"]] = rec
     except BaseException:
         # A failed task makes joblib stop the other workers mid-shard: their temporary files
@@ -773,242 +741,6 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
                 dynamic_ncols=True, smoothing=0.1)
 
 
-def _run_tasks(tasks: list[ShardTask], n_workers: int, bar: Any, *, backend: str = "loky",
-               scheduler: str | None = None) -> Iterable[dict[str, Any]]:
-    if not tasks:
-        return
-    if backend == "dask":
-        yield from _run_dask(tasks, n_workers, bar, scheduler)
-        return
-    if backend == "ray":
-        yield from _run_ray(tasks, n_workers, bar, scheduler)
-        return
-    if n_workers == 1:
-        q = _InlineProgress(bar)
-        for t in tasks:
-            yield build_shard(t, q)
-        return
-    yield from _run_loky(tasks, n_workers, bar)
-
-
-def _run_loky(tasks: list[ShardTask], n_workers: int, bar: Any) -> Iterable[dict[str, Any]]:
-    """Run shards in this process and in ``n_workers`` − 1 loky worker processes.
-
-    This process builds shards too: while the workers start (spawn, imports: about half a
-    second) it is already working, and no core waits on a process that only collects
-    results. One feeder thread per worker hands it the next shard when it finishes one;
-    every shard is taken from one list, in plan order, whoever builds it.
-    """
-    import multiprocessing as mp
-    import queue as _queue
-    import threading
-
-    todo = list(reversed(tasks))
-    lock = threading.Lock()
-    stop = threading.Event()
-    finished: _queue.Queue[tuple[Any, BaseException | None]] = _queue.Queue()
-
-    handed = [0]  # shards taken by feeders
-
-    def take(feeder: bool = False) -> ShardTask | None:
-        with lock:
-            if not todo or stop.is_set():
-                return None
-            handed[0] += feeder
-            return todo.pop()
-
-    manager = mp.Manager()
-    executor = _executor(n_workers - 1)
-    progress = manager.Queue()
-
-    def pump() -> None:
-        while not stop.is_set():
-            try:
-                n = progress.get(timeout=0.2)
-            except _queue.Empty:
-                continue
-            except (EOFError, OSError):
-                return
-            if n is None:  # the main thread is done
-                return
-            if bar is not None:
-                bar.update(n)
-
-    def feed() -> None:
-        try:
-            # A worker takes its first shard only once it has started: a short build is
-            # then done here alone instead of waiting on a shard held by a starting worker.
-            executor.submit(_worker_ready).result()
-        except BaseException:
-            return  # a worker that cannot start takes nothing: this process builds its shards
-        while (task := take(feeder=True)) is not None:
-            try:
-                finished.put((executor.submit(build_shard, task, progress).result(), None))
-            except BaseException as exc:  # handed to the main thread, which raises it
-                finished.put((None, exc))
-                stop.set()
-                return
-
-    pumper = threading.Thread(target=pump, daemon=True)
-    feeders = [threading.Thread(target=feed, daemon=True) for _ in range(n_workers - 1)]
-    inline = _InlineProgress(bar)
-    ok = False
-    try:
-        pumper.start()
-        for th in feeders:
-            th.start()
-        got = 0
-        while (task := take()) is not None:
-            for rec in _drain(finished, block=False):
-                got += 1
-                yield rec
-            yield build_shard(task, inline)
-        # Wait for the shards the workers took; a worker still starting took none.
-        while got < handed[0]:
-            for rec in _drain(finished, block=True):
-                got += 1
-                yield rec
-        ok = True
-    finally:
-        stop.set()
-        if not ok:
-            # A failed shard (or an interrupt) stops the rest now, mid-shard: build() then
-            # removes their temporary files.
-            executor.shutdown(wait=True, kill_workers=True)
-            for th in feeders:
-                th.join(timeout=5)
-        try:
-            progress.put(None)  # wakes the pump
-        except (EOFError, OSError):  # the manager died with an interrupt: the pump has stopped
-            pass
-        pumper.join(timeout=2)
-        # Every put() of a finished task has reached the manager: drain what is left.
-        while bar is not None:
-            try:
-                n = progress.get_nowait()
-            except (_queue.Empty, EOFError, OSError):
-                break
-            if n is not None:
-                bar.update(n)
-        manager.shutdown()
-
-
-def _executor(n: int) -> Any:
-    from joblib.externals.loky import get_reusable_executor
-
-    with warnings.catch_warnings():
-        # A previous build's worker may still be starting: loky waits for it, and says so.
-        warnings.filterwarnings("ignore", message="Trying to resize an executor", category=UserWarning)
-        return get_reusable_executor(max_workers=n)
-
-
-def _start_workers(n: int) -> None:
-    """Start ``n`` loky workers now, in the background, so that they are up by the time the
-    sources are listed and the plan written (loky reuses them; a build that ends up with
-    fewer shards than workers leaves the extra one idle)."""
-    executor = _executor(n)
-    for _ in range(n):
-        executor.submit(_worker_ready)
-
-
-def _worker_ready() -> bool:
-    # Runs in a fresh worker: importing this module has loaded everything build_shard needs.
-    return True
-
-
-def _drain(finished: Any, *, block: bool) -> Iterable[dict[str, Any]]:
-    # The finished shards' records (block: wait for at least one); a worker's error is raised.
-    import queue as _queue
-
-    while True:
-        try:
-            rec, exc = finished.get(timeout=0.1) if block else finished.get_nowait()
-        except _queue.Empty:
-            return
-        block = False
-        if exc is not None:
-            raise exc
-        yield rec
-
-
-def _per_shard_progress(tasks: list[ShardTask], results: Iterable[dict[str, Any]], bar: Any,
-                        frames_per_sample: int) -> Iterable[dict[str, Any]]:
-    # Remote workers cannot reach a local queue: the bar moves one shard at a time.
-    for rec in results:
-        if bar is not None:
-            bar.update(rec["planned"] * frames_per_sample)
-        yield rec
-
-
-def _run_dask(tasks: list[ShardTask], n_workers: int, bar: Any, scheduler: str | None) -> Iterable[dict[str, Any]]:
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise DegradeError("--backend dask needs dask.distributed: pip install 'degrade[cluster]'") from None
-    from joblib import Parallel, delayed, parallel_config
-
-    frames = Pipeline.from_dict(tasks[0].config["pipeline"]).steps + 1
-    cluster = None
-    if scheduler is None:
-        # A local cluster on this machine's loopback, one single-threaded process per worker.
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
-                               # None still opens the scheduler's HTTP server on 8787; take any free port.
-                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout=30)
-        except OSError as exc:
-            raise DegradeError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-    try:
-        with parallel_config(backend="dask"):
-            par = Parallel(n_jobs=-1, return_as="generator_unordered")
-            yield from _per_shard_progress(tasks, par(delayed(build_shard)(t) for t in tasks), bar, frames)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _run_ray(tasks: list[ShardTask], n_workers: int, bar: Any, scheduler: str | None) -> Iterable[dict[str, Any]]:
-    try:
-        import ray
-        from ray.util.joblib import register_ray
-    except ImportError:
-        raise DegradeError("--backend ray needs ray: pip install 'degrade[cluster]'") from None
-    from joblib import Parallel, delayed, parallel_config
-
-    frames = Pipeline.from_dict(tasks[0].config["pipeline"]).steps + 1
-    started = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if scheduler is None:
-            kwargs["num_cpus"] = n_workers
-        else:
-            kwargs["address"] = scheduler
-        ray.init(**kwargs)
-        started = True
-    register_ray()
-    try:
-        with parallel_config(backend="ray", n_jobs=n_workers if scheduler is None else -1):
-            # Ray's joblib backend returns a list only (no generators).
-            par = Parallel(return_as="list")
-            yield from _per_shard_progress(tasks, par(delayed(build_shard)(t) for t in tasks), bar, frames)
-    finally:
-        if started:
-            ray.shutdown()
-
-
-class _InlineProgress:
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
-
-    def put(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-
 def _human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
@@ -1064,7 +796,7 @@ def _dry_run_summary(pipeline: Pipeline, items: list[SourceItem], config: Mappin
     frames = n * (pipeline.steps + 1)
     per = dt / probed if probed else 0.0
     est_bytes = nbytes / probed * n if probed else 0
-    w = _default_workers()
+    w = default_workers()
     return (
         f"degrade build (dry run, nothing written): {n} samples × {pipeline.steps + 1} frames = {frames} frames, "
         f"{len(plan['shards'])} {config['format']} shards of ≤ {config['shard_size']}, "

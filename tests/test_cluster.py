@@ -42,22 +42,20 @@ def test_dask_external_scheduler_address(local_build, tmp_path):
 
 
 def _malloc_state():
-    import importlib
     import os
 
-    B = importlib.import_module("degrade.build")
+    import degrade.parallel as B
 
-    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), B._malloc_tuned, B._tune_malloc_in_dask_worker()
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), B._malloc_tuned, B.tune_malloc_in_dask_worker()
 
 
 def test_malloc_is_left_alone_outside_dask_workers(monkeypatch):
-    import importlib
+    import degrade.parallel as B
 
-    B = importlib.import_module("degrade.build")  # the module; degrade.build is also the function
     pytest.importorskip("dask.distributed")
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     monkeypatch.setattr(B, "_malloc_tuned", False)
-    assert B._tune_malloc_in_dask_worker() is False and B._malloc_tuned is False
+    assert B.tune_malloc_in_dask_worker() is False and B._malloc_tuned is False
 
 
 @pytest.mark.slow
