@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from degrade import sources
+from degrade import pool
 from degrade.errors import DegradeError
 from degrade.sources import (
     POOL_PHOTOS,
@@ -413,7 +413,7 @@ def test_pool_listing() -> None:
 def test_pool_crops_are_deterministic_and_distinct() -> None:
     items = list_sources(None, limit=40)
     first = [load_item(i, size=48) for i in items]
-    sources._photo.cache_clear()
+    pool.photo.cache_clear()
     second = [load_item(i, size=48) for i in items]
     for (a, ma), (b, mb) in zip(first, second, strict=True):
         assert a.shape == (48, 48, 3) and a.dtype == np.uint8
@@ -428,7 +428,7 @@ def test_pool_crops_are_deterministic_and_distinct() -> None:
     boxes = set()
     for index in range(10_000):
         photo = POOL_PHOTOS[index % len(POOL_PHOTOS)]
-        boxes.add((photo, *sources._pool_box(index, *sources._photo(photo).shape[:2])))
+        boxes.add((photo, *pool.pool_box(index, *pool.photo(photo).shape[:2])))
     assert len(boxes) == 10_000
 
 
@@ -438,14 +438,14 @@ def test_pool_photographs_load_without_network(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    sources._photo.cache_clear()
+    pool.photo.cache_clear()
     try:
         for photo in POOL_PHOTOS:
-            arr = sources._photo(photo)
+            arr = pool.photo(photo)
             assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3
             assert min(arr.shape[:2]) >= 160
     finally:
-        sources._photo.cache_clear()
+        pool.photo.cache_clear()
 
 
 def test_synthetic_images() -> None:
@@ -481,11 +481,11 @@ def test_resize_crop() -> None:
 def test_pool_photographs_read_from_files_equal_skimage_data():
     import skimage.data
 
-    from degrade.sources import _photo, _photo_file
+    from degrade.pool import _photo_file, photo
 
     for name in POOL_PHOTOS:
         assert _photo_file(name) is not None, name  # read directly, not through skimage.io
         ref = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
         ref = np.asarray(ref, np.uint8)
         ref = np.repeat(ref[:, :, None], 3, axis=2) if ref.ndim == 2 else ref[:, :, :3]
-        assert np.array_equal(_photo(name), ref), name
+        assert np.array_equal(photo(name), ref), name
