@@ -35,7 +35,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,21 +98,6 @@ class EvalSample:
         return len(self.recipe["steps"])
 
 
-def _records(url: str) -> Iterator[dict[str, Any]]:
-    from degrade.data import open_url
-    from degrade.shards import iter_parquet, iter_webdataset
-
-    if url.lower().endswith(".parquet") and os.path.exists(url):
-        yield from iter_parquet(url, name=url)
-        return
-    stream = open_url(url, seekable=url.lower().endswith(".parquet"))
-    try:
-        reader = iter_parquet if url.lower().endswith(".parquet") else iter_webdataset
-        yield from reader(stream, name=url)
-    finally:
-        stream.close()
-
-
 def load_samples(data: str | os.PathLike[str] | Sequence[str], *, split: str | None = "test",
                  limit: int | None = None) -> list[EvalSample]:
     """Read the samples of ``split`` (all when None) of a dataset, at most ``limit``, in
@@ -127,14 +112,14 @@ def load_samples(data: str | os.PathLike[str] | Sequence[str], *, split: str | N
     >>> [s.steps for s in load_samples(d, limit=2)]
     [2, 2]
     """
-    from degrade.data import decode_image, resolve_source
+    from degrade.shards.reader import decode_image, iter_records, resolve_source
 
     refs, _, _ = resolve_source(data if isinstance(data, (str, os.PathLike)) else list(data), split)
     out: list[EvalSample] = []
     for ref in refs:
         if ref.selected == 0:
             continue
-        for rec in _records(ref.url):
+        for rec in iter_records(ref.url):
             if split is not None and rec["split"] != split:
                 continue
             stored = {int(k): decode_image(ext, payload) for k, ext, payload in rec["frames"]}
@@ -150,12 +135,12 @@ def _partner_frames(data: Any, samples: Sequence[EvalSample]) -> dict[str, np.nd
     wanted = {e["key"] for s in samples for v in (s.recipe.get("partners") or {}).values() for e in v}
     if not wanted:
         return None
-    from degrade.data import decode_image, resolve_source
+    from degrade.shards.reader import decode_image, iter_records, resolve_source
 
     refs, _, _ = resolve_source(data if isinstance(data, (str, os.PathLike)) else list(data), None)
     found: dict[str, np.ndarray] = {}
     for ref in refs:
-        for rec in _records(ref.url):
+        for rec in iter_records(ref.url):
             if rec["key"] in wanted:
                 found[rec["key"]] = decode_image("png", rec["clean"])
         if len(found) == len(wanted):

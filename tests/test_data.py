@@ -241,7 +241,7 @@ def test_http_streaming_equals_local(wds, pq, server):
 
 
 def test_http_webdataset_is_read_as_a_stream(wds, server, monkeypatch):
-    import degrade.data as data
+    import degrade.shards.reader as data
 
     seen = []
     real = data.iter_webdataset
