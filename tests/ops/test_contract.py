@@ -155,3 +155,32 @@ def test_property_random_sizes_and_params(op, data):
         assert out.tobytes() == img.tobytes()
     again = op(img, t=t, seed=0, key="prop", **overrides, **_context(op, img))
     assert again.tobytes() == out.tobytes()
+
+
+ADVANCING = [name for name in OPS if degrade.get_op(name).advance is not None]
+
+
+def test_blur_is_among_the_ops_that_advance():
+    assert "blur" in ADVANCING
+
+
+@pytest.mark.parametrize("name", ADVANCING)
+def test_ops_that_advance_stay_within_a_level_and_subsets_match(name):
+    """An op with ``advance`` (first in an absolute sequence) stays within one 8-bit level of
+    running its kernel on x0, and any subset of steps run with ``only`` gives the same bytes."""
+    from degrade.image import to_uint8
+    from degrade.pipeline import execute
+
+    op = degrade.get_op(name)
+    assert op.advance_history >= 1
+    img = to_uint8(varied_images(48, 3)[0])
+    frames, recipe = degrade.Pipeline.parse(name, steps=24).run(img, key="adv")
+    x0 = frames[0]
+    field = op.make_field(img.shape, seed=0, key="adv", position=0)
+    for k in range(1, 25):
+        direct = quantize(op.apply(x0, recipe["steps"][k - 1]["ops"][0]["params"], field))
+        assert np.abs(frames[k] - direct).max() <= 1 / 255 + 1e-6, k
+    for subset in ([24], [3, 17], [1, 2, 24]):
+        got, _ = execute(img, dict(recipe, steps=recipe["steps"][: max(subset)]), only=subset)
+        for k in subset:
+            assert np.array_equal(got[k], to_uint8(frames[k])), (subset, k)
