@@ -68,6 +68,9 @@ SEVERITY: dict[str, tuple[str, float, float]] = {
 
 #: Transforms whose 2.0.8 implementation treats RGB input as BGR (see the module docs).
 _BGR_SUSPECTS = frozenset({"ImageCompression"})
+#: An image with a smaller side that the transform fails on is edge-replicated up to it and
+#: cropped back: every built-in severity transform runs from here (Downscale at 0.25 needs 4 px).
+_MIN_SIDE = 8
 
 
 def _albumentations() -> Any:
@@ -186,20 +189,40 @@ def albu(image: np.ndarray, *, transform: str, arg: str = "", value: float, fiel
     cls = _transform_class(transform)
     name, v = _argument(transform, arg, value)
     x = np.ascontiguousarray(image, dtype=np.float32)
+    try:
+        out = _apply(cls, transform, name, v, x, int(field))
+    except DegradeError:
+        h0, w0 = x.shape[:2]
+        if min(h0, w0) >= _MIN_SIDE:
+            raise
+        # Some transforms fail on tiny images (PlasmaShadow at 1×1, Downscale below 4 px):
+        # edge-replicate up to the minimum side, transform, crop back. Only where the image
+        # itself failed, so every output that worked before stays the same.
+        pad = cv2.copyMakeBorder(x, 0, max(0, _MIN_SIDE - h0), 0, max(0, _MIN_SIDE - w0), cv2.BORDER_REPLICATE)
+        out = np.ascontiguousarray(_apply(cls, transform, name, v, restore_channels(pad, x), int(field))[:h0, :w0])
+    if out.shape != image.shape:
+        raise DegradeError(f"albu: {transform} returned shape {out.shape} for input {image.shape}")
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _apply(cls: type, transform: str, name: str, v: Any, x: np.ndarray, seed: int) -> np.ndarray:
+    """Run the transform on float32 ``x``; float32 out, resized back to ``x``'s size."""
     swap = x.shape[2] == 3 and _treats_rgb_as_bgr(transform)
     if swap:
         x = np.ascontiguousarray(x[:, :, ::-1])
     grey_as_rgb = False
     try:
-        with warnings.catch_warnings():
+        # numpy's divide/invalid warnings too: PlasmaShadow takes log2(0) on a 1×1 image
+        # before it fails (and is retried padded).
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", UserWarning)
             try:
-                out = _run(cls, {name: v}, x, int(field))
+                out = _run(cls, {name: v}, x, seed)
             except ValueError as exc:
                 if x.shape[2] != 1 or "3-channel" not in str(exc):
                     raise
                 grey_as_rgb = True
-                out = _run(cls, {name: v}, np.ascontiguousarray(np.repeat(x, 3, axis=2)), int(field))
+                out = _run(cls, {name: v}, np.ascontiguousarray(np.repeat(x, 3, axis=2)), seed)
     except Exception as exc:  # pydantic validation, OpenCV assertions, ...
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()][:3]
         first = "; ".join(lines) or type(exc).__name__
@@ -207,18 +230,16 @@ def albu(image: np.ndarray, *, transform: str, arg: str = "", value: float, fiel
     out = out.astype(np.float32) / 255.0 if out.dtype == np.uint8 else out.astype(np.float32)
     if grey_as_rgb:
         out = out.mean(axis=2, keepdims=True, dtype=np.float32)
-    out = restore_channels(np.asarray(out, dtype=np.float32), image)
+    out = restore_channels(np.asarray(out, dtype=np.float32), x)
     if swap:
         out = np.ascontiguousarray(out[:, :, ::-1])
-    if out.shape[:2] != image.shape[:2]:
-        h, w = image.shape[:2]
+    if out.shape[:2] != x.shape[:2]:
+        h, w = x.shape[:2]
         shrink = out.shape[0] * out.shape[1] > h * w
         out = restore_channels(
-            cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR), image
+            cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR), x
         )
-    if out.shape != image.shape:
-        raise DegradeError(f"albu: {transform} returned shape {out.shape} for input {image.shape}")
-    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+    return out
 
 
 def _albu_field(rng: np.random.Generator, shape: tuple[int, ...]) -> int:

@@ -162,3 +162,25 @@ def test_core_works_without_albumentations_and_the_import_stays_offline():
     lines = r.stdout.strip().splitlines()
     assert "pip install 'degrade[albu]'" in lines[0]
     assert lines[1] == "network calls: 0 1"
+
+
+@pytest.mark.parametrize("transform", sorted(albu_mod.SEVERITY))
+def test_every_built_in_transform_runs_on_tiny_images(transform):
+    # PlasmaShadow fails on 1×1 and Downscale below 4 px: such images are edge-replicated to
+    # 8 px, transformed and cropped back (found by the contract's property test).
+    for h, w in ((1, 1), (1, 5), (3, 2), (7, 7)):
+        for c in (1, 3):
+            img = np.random.default_rng(h * 10 + w).random((h, w, c), dtype=np.float32)
+            out = albu_mod.albu(img, transform=transform, value=1.0, field=3)
+            assert out.shape == img.shape and out.dtype == np.float32
+            assert np.array_equal(out, albu_mod.albu(img, transform=transform, value=1.0, field=3))
+
+
+def test_tiny_image_fallback_is_the_transform_of_the_padded_image():
+    img = np.random.default_rng(0).random((1, 1, 3), dtype=np.float32)
+    with pytest.raises(DegradeError, match="PlasmaShadow"):
+        albu_mod._apply(albu_mod._transform_class("PlasmaShadow"), "PlasmaShadow", "shadow_intensity_range",
+                        (0.8, 0.8), img, 3)
+    padded = np.repeat(np.repeat(img, 8, axis=0), 8, axis=1)
+    whole = albu_mod.albu(padded, transform="PlasmaShadow", value=1.0, field=3)
+    assert np.array_equal(albu_mod.albu(img, transform="PlasmaShadow", value=1.0, field=3), whole[:1, :1])
