@@ -310,7 +310,12 @@ def iter_records(url: str) -> Iterator[dict[str, Any]]:
 
     Examples
     --------
-    >>> # for rec in iter_records("data/shard-000000.tar"): rec["key"], rec["recipe"]
+    >>> import tempfile, degrade
+    >>> d = tempfile.mkdtemp()
+    >>> _ = degrade.build(["synthetic"], ops="blur", steps=2, limit=2, size=8, out=d, workers=1,
+    ...                   progress=False, log=lambda s: None)
+    >>> [r["key"] for r in iter_records(d + "/shard-000000.tar")]
+    ['synthetic-000000', 'synthetic-000001']
     """
     if _format_of(url) == "webdataset":
         stream = open_url(url)
