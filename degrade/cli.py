@@ -211,6 +211,7 @@ def op_info(op: str | Op) -> dict[str, Any]:
             "stochastic": o.stochastic,
             "needs": list(o.needs),
             "codec": o.codec,
+            "advances": o.advance is not None,
             "params": [_param_info(p) for p in o.params],
             "example": _example(o),
         }
@@ -302,6 +303,8 @@ def format_op_detail(info: dict[str, Any]) -> str:
         facts.append(("needs", ", ".join(info["needs"])))
     if info["codec"]:
         facts.append(("codec", info["codec"]))
+    if info["advances"]:
+        facts.append(("advances", "yes (first in an absolute sequence: a step is computed from an earlier one)"))
     lines.append("")
     lines += [f"  {k:<11} {v}" for k, v in facts]
     lines += ["", "parameters"]

@@ -101,8 +101,11 @@ def test_ops_detail_accepts_alias(capsys):
         "bounds [0, 64]",
         "kernel (int)",
         "--ops blur:sigma=4",
+        "advances    yes",
     ):
         assert text in out, text
+    assert main(["ops", "noise"]) == 0
+    assert "advances" not in capsys.readouterr().out
 
 
 def test_ops_json(capsys):
