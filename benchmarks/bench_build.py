@@ -174,9 +174,11 @@ def child_kernels(a: argparse.Namespace) -> dict[str, Any]:
     from degrade.image import encode_png, to_float, to_uint8
     from degrade.ops.blur import blur, blur_advance
     from degrade.ops.compression import encode_jpeg
+    from degrade.registry import get_op
     from degrade.sources import list_sources, load_item
 
     cv2.setNumThreads(1)
+    op_blur = get_op("blur")
     params = step_params(OPS, STEPS)
     items = list_sources(None, limit=a.limit)
     parts = dict.fromkeys(["load", "to_float", "blur", "quantise", "jpeg_encode", "png_clean",
@@ -210,7 +212,7 @@ def child_kernels(a: argparse.Namespace) -> dict[str, Any]:
                     t0 = pc()
                     y = blur_advance(history, b)
                     y = np.clip(blur(x, **b) if y is None else y, 0.0, 1.0)
-                    history = [*history, (b, y)][-4:]
+                    history = op_blur.remember(history, b, y)  # as execute keeps it
                     t1 = pc()
                     u = cv2.cvtColor(to_uint8(y), cv2.COLOR_RGB2BGR)
                     t2 = pc()
